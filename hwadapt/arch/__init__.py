@@ -1,0 +1,8 @@
+"""Architecture description: blocks with per-layer widths, families, channel groups."""
+from hwadapt.arch.families import FAMILIES, build, make_divisible
+from hwadapt.arch.groups import WidthGroup, random_widths, set_widths, width_groups
+from hwadapt.arch.ops import Op, lower
+from hwadapt.arch.spec import Arch, ArchError, Block
+
+__all__ = ["Arch", "ArchError", "Block", "FAMILIES", "Op", "WidthGroup", "build", "lower",
+           "make_divisible", "random_widths", "set_widths", "width_groups"]

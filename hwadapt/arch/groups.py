@@ -1,0 +1,72 @@
+"""Channel groups: the widths of an :class:`Arch` that must change together.
+
+A residual add ties the output width of a block to its input; a skip block passes its
+input through. Each group is one free width; setting it keeps every tie (and hence
+every residual connection) intact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from hwadapt.arch.spec import Arch, ArchError, Block
+
+Member = tuple[int, str]  # (block index, "out" | "mid")
+
+
+@dataclass(frozen=True)
+class WidthGroup:
+    name: str
+    members: tuple[Member, ...]
+
+    def width(self, arch: Arch) -> int:
+        block, field = self.members[0]
+        return getattr(arch.blocks[block], field)
+
+
+def _tied_to_input(block: Block, cin: int) -> bool:
+    return block.kind in ("mbconv", "skip") and block.stride == 1 and block.out == cin
+
+
+def width_groups(arch: Arch) -> list[WidthGroup]:
+    """The free widths of ``arch``, in block order; the classifier's width is fixed."""
+    groups: list[list[Member]] = []
+    mids: list[Member] = []
+    for i, (block, cin) in enumerate(zip(arch.blocks, arch.input_widths())):
+        if i > 0 and _tied_to_input(block, cin):
+            groups[-1].append((i, "out"))
+        else:
+            groups.append([(i, "out")])
+        if block.kind == "mbconv" and block.mid:
+            mids.append((i, "mid"))
+    named = [WidthGroup(f"out{m[0][0]}", tuple(m)) for m in groups]
+    named += [WidthGroup(f"mid{m[0]}", (m,)) for m in mids]
+    return named
+
+
+def set_widths(arch: Arch, widths: dict[str, int]) -> Arch:
+    """A copy of ``arch`` with the named groups set to the given widths."""
+    groups = {g.name: g for g in width_groups(arch)}
+    blocks = list(arch.blocks)
+    for name, width in widths.items():
+        if name not in groups:
+            raise ArchError(f"no channel group {name!r}; groups are {', '.join(groups)}")
+        if width < 1:
+            raise ArchError(f"group {name}: width must be positive, got {width}")
+        for index, field in groups[name].members:
+            blocks[index] = replace(blocks[index], **{field: int(width)})
+    return arch.with_blocks(blocks)
+
+
+def random_widths(arch: Arch, rng: np.random.Generator, *, granularity: int = 8,
+                  low: float = 0.25) -> Arch:
+    """``arch`` with every group set to a random multiple of ``granularity`` in
+    [``low`` x width, width]: the per-layer-width samples used to validate a LUT."""
+    widths = {}
+    for group in width_groups(arch):
+        top = group.width(arch)
+        bottom = max(granularity, int(np.ceil(low * top / granularity)) * granularity)
+        choices = np.arange(bottom, top + 1, granularity)
+        widths[group.name] = int(rng.choice(choices)) if len(choices) else top
+    return set_widths(arch, widths)
