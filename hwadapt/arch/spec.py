@@ -11,11 +11,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hwadapt.errors import HwadaptError
+
 BLOCK_KINDS = ("conv", "dwsep", "mbconv", "skip")
 ACTIVATIONS = ("relu", "relu6")
 
 
-class ArchError(ValueError):
+class ArchError(HwadaptError, ValueError):
     """An architecture description that is malformed or inconsistent."""
 
 

@@ -1,0 +1,112 @@
+"""Desktop agents: ONNX Runtime CPU and LiteRT CPU (XNNPACK), both in-process."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device_agents.base import AgentError, DeviceAgent, ModelSession, host_fingerprint
+
+
+def _timed_median(step, runs: int) -> float:
+    times = np.empty(runs)
+    clock = time.perf_counter_ns
+    for i in range(runs):
+        start = clock()
+        step()
+        times[i] = clock() - start
+    return float(np.median(times)) / 1e6
+
+
+class OrtSession(ModelSession):
+    def __init__(self, path: Path, threads: int, spinning: bool) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types
+            raise AgentError(f"ONNX Runtime cannot load {path}: {exc}") from exc
+        rng = np.random.default_rng(0)
+        self.binding = self.session.io_binding()
+        for spec in self.session.get_inputs():
+            data = rng.standard_normal(spec.shape).astype(np.float32)
+            self.binding.bind_ortvalue_input(spec.name, ort.OrtValue.ortvalue_from_numpy(data))
+        for spec in self.session.get_outputs():
+            self.binding.bind_output(spec.name)
+        self.session.run_with_iobinding(self.binding)
+
+    def time_round(self, runs: int) -> float:
+        run, binding = self.session.run_with_iobinding, self.binding
+        return _timed_median(lambda: run(binding), runs)
+
+
+class OrtCpuAgent(DeviceAgent):
+    """ONNX Runtime, CPU execution provider, all graph optimisations (as deployed)."""
+
+    backend = "ort-cpu"
+    model_format = "onnx"
+
+    def __init__(self, threads: int = 1, spinning: bool = True) -> None:
+        super().__init__(threads)
+        self.spinning = spinning
+
+    def fingerprint(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        return {**host_fingerprint(), "backend": self.backend, "runtime": "onnxruntime",
+                "runtime_version": ort.__version__, "threads": self.threads,
+                "delegate": "CPUExecutionProvider", "spinning": self.spinning}
+
+    def open(self, model_path: Path) -> ModelSession:
+        return OrtSession(Path(model_path), self.threads, self.spinning)
+
+
+class LiteRtSession(ModelSession):
+    def __init__(self, path: Path, threads: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise AgentError(f"LiteRT cannot load {path}: {exc}") from exc
+        rng = np.random.default_rng(0)
+        for spec in self.interpreter.get_input_details():
+            self.interpreter.set_tensor(spec["index"], rng.standard_normal(spec["shape"]).astype(np.float32))
+        self.interpreter.invoke()
+
+    def time_round(self, runs: int) -> float:
+        return _timed_median(self.interpreter.invoke, runs)
+
+
+class LiteRtCpuAgent(DeviceAgent):
+    """LiteRT (TFLite) interpreter with its default XNNPACK CPU delegate."""
+
+    backend = "litert-cpu"
+    model_format = "tflite"
+
+    def fingerprint(self) -> dict[str, Any]:
+        try:
+            from importlib.metadata import version
+
+            runtime_version = version("ai-edge-litert")
+        except Exception:  # pragma: no cover - metadata missing in odd installs
+            runtime_version = "unknown"
+        return {**host_fingerprint(), "backend": self.backend, "runtime": "ai-edge-litert",
+                "runtime_version": runtime_version, "threads": self.threads, "delegate": "xnnpack"}
+
+    def open(self, model_path: Path) -> ModelSession:
+        try:
+            import ai_edge_litert  # noqa: F401
+        except ImportError as exc:
+            raise AgentError("the litert-cpu backend needs `pip install hwadapt[tflite]`") from exc
+        return LiteRtSession(Path(model_path), self.threads)

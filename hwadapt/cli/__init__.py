@@ -1,0 +1,1 @@
+"""The ``hwadapt`` command line."""
