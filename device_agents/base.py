@@ -61,6 +61,10 @@ class DeviceAgent(ABC):
         """
         return {}
 
+    def energy_mj(self, session: ModelSession) -> float | None:
+        """Energy per inference in mJ, where the target can measure it; None otherwise."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the connection to the target."""
 
