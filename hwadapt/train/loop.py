@@ -1,0 +1,158 @@
+"""SGD + cosine learning rate + CIFAR augmentation; per-epoch checkpoints for resuming.
+
+The epoch's shuffle and augmentation come from ``default_rng([seed, epoch])``, so a run
+resumed after epoch k sees exactly the batches the uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import Progress
+from torch import nn
+
+from hwadapt.data import ImageSet, Splits, batches
+from hwadapt.errors import HwadaptError
+from hwadapt.materialize.torch_net import WEIGHTS_FILE, Net, load_checkpoint, save_checkpoint
+
+SUMMARY_FILE = "train.json"
+
+
+class TrainError(HwadaptError):
+    """A training run that cannot start or resume."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    batch_size: int = 128
+    seed: int = 0
+
+
+def make_optimizer(net: nn.Module, config: TrainConfig, lr: float | None = None) -> torch.optim.SGD:
+    """SGD with Nesterov momentum; no weight decay on BN scales and biases."""
+    decay = [p for p in net.parameters() if p.ndim > 1]
+    no_decay = [p for p in net.parameters() if p.ndim <= 1]
+    return torch.optim.SGD([{"params": decay, "weight_decay": config.weight_decay},
+                            {"params": no_decay, "weight_decay": 0.0}],
+                           lr=config.lr if lr is None else lr, momentum=config.momentum, nesterov=True)
+
+
+def cosine(base_lr: float, step: int, total: int) -> float:
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, data: ImageSet, splits: Splits, batch_size: int = 500) -> float:
+    """Top-1 accuracy of ``net`` on ``data``."""
+    net.eval()
+    correct = 0
+    for x, y in batches(data, splits, batch_size):
+        correct += int((net(x).argmax(dim=1) == y).sum())
+    return correct / max(len(data), 1)
+
+
+def train_steps(net: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer, *, base_lr: float,
+                first_step: int, steps: int, total_steps: int, batch_size: int, rng: np.random.Generator,
+                progress: Progress | None = None, task=None) -> float:
+    """``steps`` SGD steps over shuffled, augmented training batches; returns the mean loss."""
+    net.train()
+    loss_fn = nn.CrossEntropyLoss()
+    done, total_loss = 0, 0.0
+    while done < steps:
+        for x, y in batches(splits.train, splits, batch_size, rng=rng, train=True):
+            for group in optimizer.param_groups:
+                group["lr"] = cosine(base_lr, first_step + done, total_steps)
+            loss = loss_fn(net(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += float(loss.detach())
+            done += 1
+            if progress is not None:
+                progress.update(task, advance=1, status=f"loss {total_loss / done:.3f}")
+            if done == steps:
+                break
+    return total_loss / max(done, 1)
+
+
+def steps_per_epoch(splits: Splits, batch_size: int) -> int:
+    return math.ceil(len(splits.train) / batch_size)
+
+
+def finetune(net: nn.Module, splits: Splits, steps: int, *, lr: float, config: TrainConfig,
+             seed: int, progress: Progress | None = None, task=None) -> float:
+    """A short fine-tune (NetAdapt's short- and long-term fine-tuning): ``steps`` steps, cosine
+    from ``lr``, fresh momentum."""
+    if steps <= 0:
+        return float("nan")
+    optimizer = make_optimizer(net, config, lr)
+    return train_steps(net, splits, optimizer, base_lr=lr, first_step=0, steps=steps, total_steps=steps,
+                       batch_size=config.batch_size, rng=np.random.default_rng(seed),
+                       progress=progress, task=task)
+
+
+def _resume_state(out: Path, identity: dict) -> tuple[Net | None, dict]:
+    """The checkpoint in ``out`` if it belongs to this run; an error if it belongs to another."""
+    summary = out / SUMMARY_FILE
+    if not summary.is_file():
+        if out.exists() and any(out.iterdir()):
+            raise TrainError(f"{out} exists and is not a training run; choose another --out")
+        return None, {}
+    recorded = json.loads(summary.read_text())
+    if recorded.get("identity") != identity:
+        raise TrainError(f"{out} holds a different training run ({recorded.get('identity')}); "
+                         "choose another --out")
+    if not (out / WEIGHTS_FILE).is_file():
+        return None, {}
+    net, extra = load_checkpoint(out)
+    return net, extra
+
+
+def fit(net: Net, splits: Splits, config: TrainConfig, out: str | Path, *, identity: dict | None = None,
+        progress: Progress | None = None) -> dict:
+    """Train ``net`` for ``config.epochs`` epochs, checkpointing to ``out`` after each one.
+
+    Re-running with the same arguments resumes after the last finished epoch (or returns at
+    once when training is complete). Returns the summary written to ``out/train.json``.
+    """
+    out = Path(out)
+    identity = {"arch": net.arch.to_dict(), "config": asdict(config), **(identity or {})}
+    resumed, extra = _resume_state(out, identity)
+    optimizer = make_optimizer(resumed or net, config)
+    if resumed is not None:
+        net.load_state_dict(resumed.state_dict())
+        optimizer.load_state_dict(extra["optimizer"])
+    history: list[dict] = list(extra.get("history", []))
+    per_epoch = steps_per_epoch(splits, config.batch_size)
+    total = per_epoch * config.epochs
+    out.mkdir(parents=True, exist_ok=True)
+    task = progress.add_task("train", total=total, completed=len(history) * per_epoch, status="") if progress else None
+    for epoch in range(len(history), config.epochs):
+        loss = train_steps(net, splits, optimizer, base_lr=config.lr, first_step=epoch * per_epoch,
+                           steps=per_epoch, total_steps=total, batch_size=config.batch_size,
+                           rng=np.random.default_rng([config.seed, epoch]), progress=progress, task=task)
+        history.append({"epoch": epoch + 1, "loss": loss, "holdout_accuracy": evaluate(net, splits.holdout, splits)})
+        if progress is not None:
+            progress.update(task, status=f"epoch {epoch + 1} holdout {history[-1]['holdout_accuracy']:.3f}")
+        save_checkpoint(net, out, {"optimizer": optimizer.state_dict(), "history": history})
+        _write_summary(out, identity, history, complete=False)
+    summary = _write_summary(out, identity, history, complete=True,
+                             test_accuracy=evaluate(net, splits.test, splits))
+    return summary
+
+
+def _write_summary(out: Path, identity: dict, history: list[dict], *, complete: bool, **extra) -> dict:
+    summary = {"identity": identity, "complete": complete, "history": history,
+               "holdout_accuracy": history[-1]["holdout_accuracy"] if history else None, **extra}
+    tmp = out / (SUMMARY_FILE + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(out / SUMMARY_FILE)
+    return summary
