@@ -154,14 +154,19 @@ def proxyless(*, width: float = 1.0, resolution: int = 224, num_classes: int = 1
     return ProxylessSpace(resolution, num_classes, width).default()
 
 
-def _register_lut_space() -> None:
-    """Tell the LUT builder which ops the space reaches (once the LUT package exists)."""
+def register_lut_space() -> None:
+    """Tell the LUT builder which ops the space reaches.
+
+    Called when this module is imported, and again by :mod:`hwadapt.nas`: when
+    ``hwadapt.lut.space`` is imported first it imports ``hwadapt.arch`` (and so this
+    module) before ``register_space`` exists, and the first call cannot register.
+    """
     try:
         from hwadapt.lut.space import register_space
-    except ImportError:  # the LUT package is optional for describing architectures
+    except ImportError:  # hwadapt.lut.space is half-imported (see above)
         return
     register_space("proxyless", lambda resolution, num_classes:
                    space_ops(ProxylessSpace(resolution, num_classes)))
 
 
-_register_lut_space()
+register_lut_space()
