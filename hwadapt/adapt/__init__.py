@@ -1,0 +1,1 @@
+"""NetAdapt: shrink a trained network's channel groups until a predicted-latency budget is met."""
