@@ -29,7 +29,7 @@ def _graph_inputs(ops: list[Op]) -> list[onnx.ValueInfoProto]:
     for op in ops:
         for index in op.inputs:
             if index < 0:
-                shapes.setdefault(index, [1, op.cin, op.size, op.size])
+                shapes.setdefault(index, [1, op.cin] if op.kind == "fc" else [1, op.cin, op.size, op.size])
     return [helper.make_tensor_value_info(_tensor_name(i), TensorProto.FLOAT, shapes[i])
             for i in sorted(shapes, reverse=True)]
 

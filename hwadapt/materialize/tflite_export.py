@@ -127,7 +127,8 @@ def ops_to_tflite(ops: list[Op], weights: OpWeights) -> bytes:
     for op in ops:
         for index in op.inputs:
             if index < 0 and index not in produced:
-                produced[index] = b.tensor(f"input{-index - 1}", _shape(op, op.size, op.cin))
+                shape = [1, op.cin] if op.kind == "fc" else _shape(op, op.size, op.cin)
+                produced[index] = b.tensor(f"input{-index - 1}", shape)
     graph_inputs = [produced[k] for k in sorted(produced, reverse=True)]
     for i, (op, w) in enumerate(zip(ops, weights)):
         produced[i] = _emit(b, i, op, [produced[j] for j in op.inputs], w)

@@ -1,0 +1,68 @@
+"""Calibrating standalone op times to whole-model latency.
+
+A standalone op model pays what the op does not pay inside a network: the runtime's
+per-inference overhead, input/output binding, layout conversion at the graph edges.
+Inside a network, ops pay per-node dispatch instead. The predictor therefore prices a
+network as ``c0 + sum_k a_k * S_k + b * n_ops``, where S_k sums the LUT times of the
+network's ops of kind k. The coefficients are fitted by least squares on the whole
+random-width networks measured with the table (relative error, so small and large
+networks count alike).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import lsq_linear
+
+from hwadapt.arch.ops import Op, lower
+from hwadapt.arch.spec import Arch
+
+FEATURES = ("const", "conv1x1", "convkxk", "dwconv", "add", "head", "n_ops")
+
+
+def feature_name(op: Op) -> str:
+    if op.kind == "conv":
+        return "conv1x1" if op.kernel == 1 else "convkxk"
+    if op.kind in ("pool", "fc"):
+        return "head"
+    return op.kind
+
+
+def features(ops: list[Op], op_ms: list[float]) -> np.ndarray:
+    vector = np.zeros(len(FEATURES))
+    vector[0] = 1.0
+    for op, ms in zip(ops, op_ms):
+        vector[FEATURES.index(feature_name(op))] += ms
+    vector[-1] = len(ops)
+    return vector
+
+
+def identity_calibration() -> dict[str, Any]:
+    """The naive sum: every op at its standalone time, nothing else."""
+    coef = {name: (0.0 if name in ("const", "n_ops") else 1.0) for name in FEATURES}
+    return {"coef": coef, "models": 0, "fit_mape": None}
+
+
+def fit_calibration(meta, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fit the coefficients on the table's whole-model rows."""
+    from hwadapt.lut.lookup import OpLookup
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    models = frame[frame["kind"] == "model"]
+    if len(models) < len(FEATURES) + 2:
+        return identity_calibration()
+    lookup = OpLookup(frame)
+    X, y = [], []
+    for _, row in models.iterrows():
+        ops = lower(Arch.from_json(row["arch"]))
+        X.append(features(ops, [lookup.ms(op)[0] for op in ops]))
+        y.append(row["ms"])
+    X, y = np.array(X), np.array(y)
+    weights = 1.0 / y
+    lower_bounds = np.array([-np.inf if n in ("const", "n_ops") else 0.0 for n in FEATURES])
+    solution = lsq_linear(X * weights[:, None], y * weights, bounds=(lower_bounds, np.inf))
+    predicted = X @ solution.x
+    return {"coef": dict(zip(FEATURES, map(float, solution.x))), "models": int(len(y)),
+            "fit_mape": float(np.mean(np.abs(predicted - y) / y) * 100)}

@@ -1,0 +1,110 @@
+"""Pricing an architecture from a LUT: interpolated op times, calibrated to whole models."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from device_agents import make_agent
+from device_agents.base import DeviceAgent
+from hwadapt.arch.ops import Op, lower
+from hwadapt.arch.spec import Arch
+from hwadapt.lut.calibrate import FEATURES, feature_name, identity_calibration
+from hwadapt.lut.lookup import OpLookup
+from hwadapt.lut.store import LutError, LutMeta, load_lut
+from hwadapt.measure import Probe
+
+
+class LutMismatchError(LutError):
+    """A LUT used for an architecture it was not built for."""
+
+
+@dataclass
+class Prediction:
+    total_ms: float
+    fixed_ms: float  # per-inference part that no op owns
+    op_ms: list[float]  # calibrated cost of each op of lower(arch)
+    block_ms: list[float]  # per block (sum of its ops; 0 for skip blocks)
+    interpolated: bool  # some op fell between grid points
+
+
+class LatencyPredictor:
+    """Latency (ms) of any architecture of the LUT's family and resolution."""
+
+    def __init__(self, meta: LutMeta, lookup: OpLookup, force: bool = False) -> None:
+        self.meta, self.lookup, self.force = meta, lookup, force
+        calibration = meta.calibration or identity_calibration()
+        self.coef = {name: float(calibration["coef"].get(name, 0.0)) for name in FEATURES}
+
+    @classmethod
+    def load(cls, path: str | Path, *, force: bool = False) -> LatencyPredictor:
+        meta, frame = load_lut(path)
+        return cls(meta, OpLookup(frame), force)
+
+    # -- compatibility ------------------------------------------------------------
+    def check(self, arch: Arch) -> None:
+        """Refuse architectures of another family, resolution or class count (unless forced)."""
+        wanted = {"family": arch.family, "resolution": arch.resolution, "num_classes": arch.num_classes}
+        for name, value in wanted.items():
+            if getattr(self.meta, name) != value and not self.force:
+                raise LutMismatchError(
+                    f"LUT was built for {name}={getattr(self.meta, name)!r}, the network has {value!r} "
+                    "(build a matching LUT, or pass --force to price it anyway)")
+
+    def check_target(self, agent: DeviceAgent) -> None:
+        """Refuse to compare with measurements from another device or runtime (unless forced)."""
+        theirs = agent.fingerprint()
+        for name in ("backend", "device", "threads", "runtime_version", "delegate"):
+            ours = self.meta.fingerprint.get(name)
+            if ours != theirs.get(name) and not self.force:
+                raise LutMismatchError(f"LUT fingerprint differs from this target ({name}: {ours!r} vs "
+                                       f"{theirs.get(name)!r}); re-profile here or pass --force")
+
+    # -- prediction ---------------------------------------------------------------
+    def op_cost(self, op: Op) -> tuple[float, bool]:
+        """Calibrated in-network cost of one op (scaled LUT time plus per-op overhead)."""
+        ms, interpolated = self.lookup.ms(op)
+        return self.coef[feature_name(op)] * ms + self.coef["n_ops"], interpolated
+
+    def predict(self, arch: Arch) -> Prediction:
+        self.check(arch)
+        ops = lower(arch)
+        costs, flags = zip(*(self.op_cost(op) for op in ops))
+        blocks = [0.0] * len(arch.blocks)
+        for op, cost in zip(ops, costs):
+            if op.block >= 0:
+                blocks[op.block] += cost
+        fixed = self.coef["const"] + sum(c for op, c in zip(ops, costs) if op.block < 0)
+        return Prediction(fixed + sum(blocks), fixed, list(costs), blocks, any(flags))
+
+    def predict_ms(self, arch: Arch) -> float:
+        return self.predict(arch).total_ms
+
+    # -- differentiable form ------------------------------------------------------
+    def expected_ms(self, probabilities: list[torch.Tensor], candidate_ms: list[torch.Tensor],
+                    fixed_ms: float) -> torch.Tensor:
+        """E[latency] = fixed + sum over blocks of sum_i p_i * latency(candidate_i).
+
+        ``probabilities[b]`` are the (differentiable) path probabilities of block b and
+        ``candidate_ms[b]`` the predicted cost of each of its candidates (constants).
+        """
+        total = torch.as_tensor(fixed_ms, dtype=torch.float32)
+        for p, costs in zip(probabilities, candidate_ms):
+            total = total + (p * costs.to(p.dtype)).sum()
+        return total
+
+    # -- measuring on the same target ---------------------------------------------
+    def make_agent(self) -> DeviceAgent:
+        """An agent of the LUT's backend and thread count, for end-to-end measurements."""
+        options = {"threads": int(self.meta.fingerprint.get("threads", 1))}
+        return make_agent(self.meta.backend, **options)
+
+    def probe(self) -> Probe:
+        """The LUT's probe with its reference level: measurements then share the table's time base."""
+        return Probe(Arch.from_dict(self.meta.probe), self.meta.reference_ms)
+
+
+def relative_errors(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    return (np.asarray(predicted) - np.asarray(measured)) / np.asarray(measured)

@@ -1,0 +1,184 @@
+"""Building a LUT: measure every grid point of every shape class a family reaches,
+plus a few whole random-width models that calibrate the predictor.
+
+Resumable: finished rows go to a journal as they are measured, and a re-run skips every
+key already in the table or the journal.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from device_agents.base import DeviceAgent, ModelSession
+from hwadapt.arch.families import build
+from hwadapt.arch.groups import random_widths
+from hwadapt.arch.ops import Op, lower
+from hwadapt.arch.spec import Arch
+from hwadapt.lut.space import grid_settings, shape_classes
+from hwadapt.lut.store import (ROW_KEY, Journal, LutError, LutMeta, journal_path, load_lut, read_journal,
+                               row_key, save_lut, sidecar_path)
+from hwadapt.materialize import export, save_ops
+from hwadapt.materialize.weights import random_weights
+from hwadapt.measure import MeasurePlan, Measurement, Probe, default_probe
+from hwadapt.measure.protocol import measure_sessions
+
+log = logging.getLogger(__name__)
+CALIBRATION_STREAM = 0  # validation samples use another stream of the same seed
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model to measure: a standalone op or a whole calibration network."""
+
+    key: tuple
+    op: Op | None = None
+    arch: Arch | None = None
+
+    def write(self, directory: Path, fmt: str, index: int) -> Path:
+        path = directory / f"m{index}.{fmt}"
+        if self.op is not None:
+            return save_ops([self.op], random_weights([self.op], seed=index), fmt, path)
+        return export(self.arch, fmt, path, seed=index)
+
+
+def op_row_key(op: Op) -> dict[str, Any]:
+    return {"kind": op.kind, "size": op.size, "kernel": op.kernel, "stride": op.stride,
+            "act": op.act, "cin": op.cin, "cout": op.cout, "arch": ""}
+
+
+def model_row_key(arch: Arch) -> dict[str, Any]:
+    return {"kind": "model", "size": arch.resolution, "kernel": 0, "stride": 0, "act": "",
+            "cin": 0, "cout": 0, "arch": arch.to_json(indent=None)}
+
+
+def calibration_archs(family: str, resolution: int, num_classes: int, count: int, seed: int) -> list[Arch]:
+    base = build(family, resolution=resolution, num_classes=num_classes)
+    archs = [base]
+    archs += [random_widths(base, np.random.default_rng([seed, CALIBRATION_STREAM, i])) for i in range(count - 1)]
+    return archs[:count]
+
+
+def plan_jobs(family: str, resolution: int, num_classes: int, calibration_models: int, seed: int) -> list[Job]:
+    jobs = [Job(row_key(op_row_key(op)), op=op)
+            for cls in shape_classes(family, resolution, num_classes) for op in cls.ops()]
+    jobs += [Job(row_key(model_row_key(a)), arch=a)
+             for a in calibration_archs(family, resolution, num_classes, calibration_models, seed)]
+    return jobs
+
+
+def _check_same_target(old: LutMeta, new: LutMeta, path: Path) -> None:
+    for name in ("family", "resolution", "num_classes", "backend"):
+        if getattr(old, name) != getattr(new, name):
+            raise LutError(f"{path} holds a {name}={getattr(old, name)!r} table, not {getattr(new, name)!r}; "
+                           "choose another --out (nothing was overwritten)")
+    for name in ("device", "threads", "runtime_version", "delegate"):
+        if old.fingerprint.get(name) != new.fingerprint.get(name):
+            raise LutError(f"{path} was measured on another target ({name}: "
+                           f"{old.fingerprint.get(name)!r} vs {new.fingerprint.get(name)!r}); choose another --out")
+
+
+def _row(job: Job, m: Measurement, energy: float | None) -> dict[str, Any]:
+    key = dict(zip(ROW_KEY, job.key))
+    throttled = any(c.get("throttled") for c in m.conditions)
+    conditions = m.conditions[-1] if m.conditions else {}
+    return {**key, **{k: v for k, v in m.to_row().items() if k != "median_ms"}, "ms": m.median_ms,
+            "energy_mj": energy, "throttled": bool(throttled),
+            "conditions": json.dumps(conditions, default=str), "measured_at": time.time()}
+
+
+def _measure_batch(agent: DeviceAgent, jobs: list[Job], probe: ModelSession, reference_ms: float,
+                   plan: MeasurePlan, workdir: Path) -> list[dict[str, Any]]:
+    sessions = []
+    try:
+        for i, job in enumerate(jobs):
+            sessions.append(agent.open(job.write(workdir, agent.model_format, i)))
+        results = measure_sessions(agent, sessions, plan, probe, reference_ms)
+        return [_row(job, m, agent.energy_mj(s)) for job, m, s in zip(jobs, results, sessions)]
+    finally:
+        for session in sessions:
+            session.close()
+
+
+def _start(agent: DeviceAgent, path: Path, meta: LutMeta) -> tuple[LutMeta, list[dict[str, Any]]]:
+    """The existing table's metadata and rows (with the journal's), or a fresh table."""
+    if path.exists() or sidecar_path(path).exists():
+        old, frame = load_lut(path)
+        _check_same_target(old, meta, path)
+        rows = frame.to_dict("records")
+        log.info("resuming %s: %d rows in the table, %d in the journal", path, len(rows), len(read_journal(path)))
+    elif journal_path(path).exists():
+        raise LutError(f"{journal_path(path)} exists without its table; move it away to start afresh")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old, rows = meta, []
+        save_lut(path, meta, rows)
+    seen = {row_key(r) for r in rows}
+    rows += [r for r in read_journal(path) if row_key(r) not in seen and not seen.add(row_key(r))]
+    return old, rows
+
+
+def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | Path, *,
+              num_classes: int = 10, calibration_models: int = 24, seed: int = 0,
+              plan: MeasurePlan | None = None, batch_size: int = 12, show_progress: bool = True) -> LutMeta:
+    """Measure (or finish measuring) the LUT of ``family`` at ``resolution`` on ``agent``."""
+    from hwadapt.lut.calibrate import fit_calibration
+
+    path, plan = Path(out_path), plan or MeasurePlan()
+    probe = default_probe(resolution)
+    fresh = LutMeta(family, resolution, num_classes, agent.backend, agent.fingerprint(),
+                    probe.arch.to_dict(), grid=grid_settings(family))
+    meta, rows = _start(agent, path, fresh)
+    done = {row_key(r) for r in rows}
+    jobs = [j for j in plan_jobs(family, resolution, num_classes, calibration_models, seed) if j.key not in done]
+    random.Random(seed).shuffle(jobs)
+    journal = Journal(path)
+    try:
+        with tempfile.TemporaryDirectory(prefix="hwadapt-lut-") as tmp:
+            probe_session = agent.open(export(probe.arch, agent.model_format, Path(tmp) / f"probe.{agent.model_format}"))
+            try:
+                if meta.reference_ms is None:
+                    meta.reference_ms = _reference_level(agent, probe_session, plan)
+                    save_lut(path, meta, rows)
+                _run_jobs(agent, jobs, probe_session, meta.reference_ms, plan, Path(tmp), batch_size,
+                          journal, rows, show_progress)
+            finally:
+                probe_session.close()
+        meta.calibration = fit_calibration(meta, rows)
+    finally:
+        journal.close()
+        save_lut(path, meta, rows)
+    journal_path(path).unlink(missing_ok=True)
+    return meta
+
+
+def _reference_level(agent: DeviceAgent, probe: ModelSession, plan: MeasurePlan) -> float:
+    long_plan = MeasurePlan(round_ms=plan.round_ms, fixed_runs=plan.fixed_runs, min_rounds=12, max_rounds=40,
+                            rel_tol=plan.rel_tol, time_cap_s=plan.time_cap_s)
+    level = measure_sessions(agent, [probe], long_plan)[0].median_ms
+    log.info("probe reference level: %.4f ms", level)
+    return level
+
+
+def _run_jobs(agent: DeviceAgent, jobs: list[Job], probe: ModelSession, reference_ms: float, plan: MeasurePlan,
+              workdir: Path, batch_size: int, journal: Journal, rows: list[dict[str, Any]], show: bool) -> None:
+    columns = (TextColumn("[bold]profiling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, disable=not show, transient=False) as progress:
+        task = progress.add_task("profile", total=len(jobs))
+        for start in range(0, len(jobs), batch_size):
+            batch = jobs[start:start + batch_size]
+            new_rows = _measure_batch(agent, batch, probe, reference_ms, plan, workdir)
+            journal.append(new_rows)
+            rows.extend(new_rows)
+            for row in new_rows:
+                log.info("measured %s %s: %.4f ms", row["kind"], row_key(row)[1:7], row["ms"])
+            progress.advance(task, len(batch))

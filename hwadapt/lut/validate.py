@@ -1,0 +1,92 @@
+"""Validating a LUT: predict random architectures and measure them end to end."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from hwadapt.arch.families import build
+from hwadapt.arch.groups import random_widths
+from hwadapt.arch.spec import Arch
+from hwadapt.lut.predictor import LatencyPredictor
+from hwadapt.measure import MeasurePlan, measure_archs
+
+VALIDATION_STREAM = 1  # calibration models use stream 0 of a seed
+
+
+@dataclass
+class ValidationReport:
+    n: int
+    within_5pct: float
+    within_10pct: float
+    mape: float
+    rmse_ms: float
+    spearman: float
+    bias_pct: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def sample_archs(predictor: LatencyPredictor, samples: int, seed: int) -> list[Arch]:
+    meta = predictor.meta
+    base = build(meta.family, resolution=meta.resolution, num_classes=meta.num_classes)
+    return [random_widths(base, np.random.default_rng([seed, VALIDATION_STREAM, i])) for i in range(samples)]
+
+
+def summarise(predicted: np.ndarray, measured: np.ndarray) -> ValidationReport:
+    err = (predicted - measured) / measured
+    rho = spearmanr(predicted, measured).statistic if len(measured) > 1 else float("nan")
+    return ValidationReport(
+        n=len(measured),
+        within_5pct=float(np.mean(np.abs(err) <= 0.05)),
+        within_10pct=float(np.mean(np.abs(err) <= 0.10)),
+        mape=float(np.mean(np.abs(err)) * 100),
+        rmse_ms=float(np.sqrt(np.mean((predicted - measured) ** 2))),
+        spearman=float(rho),
+        bias_pct=float(np.mean(err) * 100),
+    )
+
+
+def validate(predictor: LatencyPredictor, samples: int, seed: int, batch_size: int = 8,
+             plan: MeasurePlan | None = None, on_batch=None) -> tuple[ValidationReport, pd.DataFrame]:
+    """Measure ``samples`` random architectures on the LUT's own agent and compare."""
+    archs = sample_archs(predictor, samples, seed)
+    predicted = np.array([predictor.predict_ms(a) for a in archs])
+    measured = []
+    with predictor.make_agent() as agent:
+        predictor.check_target(agent)
+        for start in range(0, len(archs), batch_size):
+            chunk = archs[start:start + batch_size]
+            measured += [m.median_ms for m in measure_archs(agent, chunk, plan=plan, probe=predictor.probe())]
+            if on_batch:
+                on_batch(len(chunk))
+    measured = np.array(measured)
+    table = pd.DataFrame({"arch": [a.to_json(indent=None) for a in archs], "predicted_ms": predicted,
+                          "measured_ms": measured, "error_pct": (predicted - measured) / measured * 100})
+    return summarise(predicted, measured), table
+
+
+def scatter_png(table: pd.DataFrame, path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(table["measured_ms"], table["predicted_ms"], s=14)
+    lo = float(min(table["measured_ms"].min(), table["predicted_ms"].min())) * 0.95
+    hi = float(max(table["measured_ms"].max(), table["predicted_ms"].max())) * 1.05
+    xs = np.linspace(lo, hi, 10)
+    ax.plot(xs, xs, "k-", lw=1, label="y = x")
+    ax.fill_between(xs, xs * 0.9, xs * 1.1, color="grey", alpha=0.15, label="±10%")
+    ax.fill_between(xs, xs * 0.95, xs * 1.05, color="grey", alpha=0.25, label="±5%")
+    ax.set(xlabel="measured (ms)", ylabel="predicted (ms)", title=title, xlim=(lo, hi), ylim=(lo, hi))
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
