@@ -18,6 +18,13 @@ def register_agent(backend: str, factory: AgentFactory) -> None:
     AGENTS[backend] = factory
 
 
+# The Android agents import adb-shell only when they connect, so it stays optional.
+from device_agents.android import AndroidCpuAgent, AndroidGpuAgent  # noqa: E402
+
+register_agent(AndroidCpuAgent.backend, AndroidCpuAgent)
+register_agent(AndroidGpuAgent.backend, AndroidGpuAgent)
+
+
 def make_agent(backend: str, **options: Any) -> DeviceAgent:
     """The agent for ``backend``; options (threads, device, ...) go to its constructor."""
     if backend not in AGENTS:
