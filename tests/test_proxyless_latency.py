@@ -9,14 +9,15 @@ import torch
 from hwadapt.arch import lower
 from hwadapt.arch.proxyless import ProxylessSpace
 from hwadapt.errors import HwadaptError
+from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.nas.derive import adjust_to_target, calibrated_member
 from hwadapt.nas.latency import LatencyTable, SearchError, latency_loss, latency_table
 
 SPACE = ProxylessSpace(resolution=32, num_classes=10, width=0.5, depth=2)
 
 
-class OpCostPredictor:
-    """A stand-in with the LatencyPredictor interface: each op costs its MACs at a fixed rate,
+class OpCostPredictor(LatencyPredictor):
+    """A LatencyPredictor priced without a table: each op costs its MACs at a fixed rate,
     plus a per-inference overhead."""
 
     def __init__(self, missing_kernel: int | None = None) -> None:

@@ -9,12 +9,13 @@ exact for every member, not just an approximation around one network.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from hwadapt.arch.proxyless import ProxylessSpace
 from hwadapt.errors import HwadaptError
+from hwadapt.lut.predictor import LatencyPredictor
 
 LOSS_FORMS = ("mul", "add")
 
@@ -29,12 +30,11 @@ class LatencyTable:
 
     fixed_ms: float
     costs: tuple[tuple[float, ...], ...]
+    predictor: LatencyPredictor = field(compare=False, repr=False)
 
     def expected(self, probabilities: list[torch.Tensor]) -> torch.Tensor:
-        total = torch.tensor(self.fixed_ms)
-        for probs, costs in zip(probabilities, self.costs):
-            total = total + (probs * torch.tensor(costs, dtype=probs.dtype)).sum()
-        return total
+        """E[latency], differentiable in ``probabilities`` (the predictor's form)."""
+        return self.predictor.expected_ms(probabilities, [torch.tensor(c) for c in self.costs], self.fixed_ms)
 
     def of(self, choices: list[int]) -> float:
         return self.fixed_ms + sum(costs[i] for costs, i in zip(self.costs, choices))
@@ -58,8 +58,8 @@ class LatencyTable:
                               f"search; use a target of at most {high:.4g} ms")
 
 
-def latency_table(predictor, space: ProxylessSpace) -> LatencyTable:
-    """Price every candidate of every position with ``predictor`` (a ``LatencyPredictor``).
+def latency_table(predictor: LatencyPredictor, space: ProxylessSpace) -> LatencyTable:
+    """Price every candidate of every position with ``predictor``.
 
     One prediction per candidate name (that candidate wherever a position allows it)
     covers the whole table. Raises :class:`SearchError` when the LUT cannot price a
@@ -81,7 +81,7 @@ def latency_table(predictor, space: ProxylessSpace) -> LatencyTable:
         if name == "k3e6":
             fixed = prediction.total_ms - sum(prediction.block_ms[first:first + len(positions)])
     costs = tuple(tuple(block_ms[name][first + k] for name in p.choices()) for k, p in enumerate(positions))
-    return LatencyTable(fixed, costs)
+    return LatencyTable(fixed, costs, predictor)
 
 
 def latency_loss(ce: torch.Tensor, expected_ms: torch.Tensor, target_ms: float, *, form: str = "mul",

@@ -1,0 +1,189 @@
+"""``hwadapt search`` end to end: search -> derive (on target) -> train -> measure -> report.
+
+Every stage writes its result into the output folder and is skipped when re-run with the
+same settings, so an interrupted run resumes where it stopped:
+
+- ``search/``: supernet checkpoint and history (per epoch);
+- ``derive.json`` and ``arch.json``: the member chosen, its swaps and calibration rounds;
+- ``train/``: the derived network's training checkpoint (per epoch);
+- ``report.json``: target, predicted, measured latency and test accuracy.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from hwadapt.arch.proxyless import ProxylessSpace
+from hwadapt.data import Splits, load_dataset
+from hwadapt.lut.predictor import LatencyPredictor
+from hwadapt.materialize.torch_net import Net
+from hwadapt.measure import MeasurePlan, measure_arch
+from hwadapt.nas.derive import calibrated_member
+from hwadapt.nas.latency import LatencyTable, SearchError, latency_table
+from hwadapt.nas.search import SearchConfig, search
+from hwadapt.nas.supernet import SuperNet
+from hwadapt.train import TrainConfig, fit, make_progress
+
+REPORT_FILE, ARCH_FILE, DERIVE_FILE = "report.json", "arch.json", "derive.json"
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    """What ``hwadapt search`` was asked to do."""
+
+    lut: str
+    data: str
+    out: str
+    search: SearchConfig
+    train_epochs: int = 10
+    tolerance: float = 0.05
+    width: float = 1.0
+    depth: int | None = None
+    from_scratch: bool = False
+    train_images: int | None = None
+    holdout_images: int | None = None
+
+
+@dataclass
+class Context:
+    job: SearchJob
+    predictor: LatencyPredictor
+    space: ProxylessSpace
+    table: LatencyTable
+    splits: Splits
+
+    @property
+    def out(self) -> Path:
+        return Path(self.job.out)
+
+    def identity(self) -> dict:
+        return {"lut": self.predictor.meta.digest, "data": self.job.data, "space": self.space.to_dict(),
+                "train_images": self.job.train_images, "holdout_images": self.job.holdout_images}
+
+
+def prepare(job: SearchJob) -> Context:
+    """Load and check everything before any long work: LUT, space, target, data."""
+    predictor = LatencyPredictor.load(job.lut)
+    meta = predictor.meta
+    if meta.family != "proxyless":
+        raise SearchError(f"{job.lut} is a LUT of family {meta.family!r}; build one of the search space with "
+                          f"`hwadapt profile --family proxyless --resolution {meta.resolution}`")
+    if not 0 < job.tolerance < 1:
+        raise SearchError(f"tolerance must be a fraction in (0, 1), got {job.tolerance}")
+    space = ProxylessSpace(meta.resolution, meta.num_classes, job.width, job.depth)
+    table = latency_table(predictor, space)
+    table.check_target(job.search.target_ms)
+    splits = load_dataset(job.data, meta.resolution, seed=job.search.seed)
+    if splits.num_classes != meta.num_classes:
+        raise SearchError(f"the data has {splits.num_classes} classes but the LUT was built for "
+                          f"{meta.num_classes}; profile with --num-classes {splits.num_classes}")
+    if job.train_images:
+        splits = replace(splits, train=splits.train.subset(job.train_images, job.search.seed))
+    if job.holdout_images:
+        splits = replace(splits, holdout=splits.holdout.subset(job.holdout_images, job.search.seed))
+    return Context(job, predictor, space, table, splits)
+
+
+def run_search(ctx: Context, progress) -> SuperNet:
+    torch.manual_seed(ctx.job.search.seed)
+    net = SuperNet(ctx.space)
+    search(net, ctx.table, ctx.splits, ctx.job.search, ctx.out / "search", identity=ctx.identity(),
+           progress=progress)
+    return net
+
+
+def derive(ctx: Context, net: SuperNet, agent, plan: MeasurePlan) -> dict:
+    """The member to train: the argmax, adjusted and calibrated onto the target."""
+    path = ctx.out / DERIVE_FILE
+    if path.is_file():
+        return json.loads(path.read_text())
+    start = net.argmax()
+    log_probs = [torch.log_softmax(a.detach(), 0).tolist() for a in net.alphas]
+    probe = ctx.predictor.probe()
+
+    def measure(choices: list[int]) -> float:
+        return measure_arch(agent, net.member(choices), plan=plan, probe=probe).median_ms
+
+    target = ctx.job.search.target_ms
+    adjustment, rounds = calibrated_member(ctx.table, log_probs, start, target, measure,
+                                           tolerance=ctx.job.tolerance)
+    names = lambda choices: [net.choices[k][i] for k, i in enumerate(choices)]  # noqa: E731
+    derived = {
+        "argmax": names(start), "argmax_predicted_ms": ctx.table.of(start),
+        "choices": names(adjustment.choices), "choice_index": adjustment.choices,
+        "predicted_ms": adjustment.predicted_ms,
+        "swaps": [{"position": s.position, "from": net.choices[s.position][s.before],
+                   "to": net.choices[s.position][s.after], "predicted_ms": s.predicted_ms} for s in adjustment.swaps],
+        "calibration": [asdict(r) for r in rounds],
+    }
+    net.member(adjustment.choices).save(ctx.out / ARCH_FILE)
+    path.write_text(json.dumps(derived, indent=2) + "\n")
+    return derived
+
+
+def train_member(ctx: Context, net: SuperNet, derived: dict, progress) -> tuple[Net, dict]:
+    choices = derived["choice_index"]
+    member = Net(net.member(choices)) if ctx.job.from_scratch else net.member_net(choices)
+    s = ctx.job.search
+    config = TrainConfig(epochs=ctx.job.train_epochs, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
+                         batch_size=s.batch_size, seed=s.seed)
+    summary = fit(member, ctx.splits, config, ctx.out / "train", progress=progress,
+                  identity={**ctx.identity(), "from_scratch": ctx.job.from_scratch})
+    return member, summary
+
+
+def run(job: SearchJob, plan: MeasurePlan | None = None) -> dict:
+    """The whole pipeline; returns the report (also written to ``out/report.json``)."""
+    ctx = prepare(job)
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    plan = plan or MeasurePlan()
+    agent = ctx.predictor.make_agent()
+    try:
+        ctx.predictor.check_target(agent)
+        with make_progress() as progress:
+            net = run_search(ctx, progress)
+            derived = derive(ctx, net, agent, plan)
+            member, summary = train_member(ctx, net, derived, progress)
+        measured = measure_arch(agent, member.arch, net=member, plan=plan, probe=ctx.predictor.probe())
+    finally:
+        agent.close()
+    return write_report(ctx, derived, summary, measured.median_ms)
+
+
+def write_report(ctx: Context, derived: dict, summary: dict, measured_ms: float) -> dict:
+    target = ctx.job.search.target_ms
+    history = json.loads((ctx.out / "search" / "search.json").read_text())["history"]
+    report = {
+        "target_ms": target,
+        "predicted_ms": derived["predicted_ms"],
+        "measured_ms": measured_ms,
+        "measured_error": (measured_ms - target) / target,
+        "within_tolerance": abs(measured_ms - target) <= ctx.job.tolerance * target,
+        "tolerance": ctx.job.tolerance,
+        "test_accuracy": summary["test_accuracy"],
+        "holdout_accuracy": summary["holdout_accuracy"],
+        "adjusted": bool(derived["swaps"]) or len(derived["calibration"]) > 1,
+        "note": _adjustment_note(derived),
+        "argmax": derived["argmax"], "argmax_predicted_ms": derived["argmax_predicted_ms"],
+        "choices": derived["choices"], "swaps": len(derived["swaps"]), "calibration": derived["calibration"],
+        "search": {"epochs": len(history), "final_expected_ms": history[-1]["expected_ms"] if history else None},
+        "lut": {"path": ctx.job.lut, "backend": ctx.predictor.meta.backend, "digest": ctx.predictor.meta.digest},
+        "space": ctx.space.to_dict(), "arch": ARCH_FILE,
+        "job": json.loads(json.dumps(asdict(ctx.job))),
+    }
+    (ctx.out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+
+def _adjustment_note(derived: dict) -> str:
+    rounds = derived["calibration"]
+    if not derived["swaps"] and len(rounds) == 1:
+        return "the argmax of the learned probabilities met the target as it was"
+    ratio = rounds[0]["measured_ms"] / rounds[0]["predicted_ms"]
+    return (f"the argmax was predicted at {derived['argmax_predicted_ms']:.4g} ms; {len(derived['swaps'])} greedy "
+            f"swaps moved it onto the target, after {len(rounds)} measurement round(s) (measured/predicted "
+            f"{ratio:.3f} in the first)")
