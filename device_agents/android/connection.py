@@ -154,12 +154,14 @@ class AdbConnection:
         for attempt in range(self.retries + 1):
             try:
                 if self.device is None or not self.device.available:
-                    if attempt or last is not None:
+                    if attempt:
                         self.reconnects += 1
                     self.connect()
                 return operation(self.device)
             except transient as exc:
                 last = exc
+                if attempt == self.retries:
+                    break
                 log.warning("%s: %s failed (%s); reconnecting (%d/%d)", self.spec, what, exc, attempt + 1,
                             self.retries)
                 self.close()

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from device_agents.base import AgentError
 from device_agents.loopback import wire
 from device_agents.loopback.auth import AuthorizedKeys, BadPublicKey, new_token
 from device_agents.loopback.devicefs import DeviceFS
@@ -69,7 +70,11 @@ class LoopbackDevice:
         self.workdir = Path(tempfile.mkdtemp(prefix="hwadapt-loopback-"))
         self.sandbox = Path(sandbox) if sandbox else self.workdir / "data_local_tmp"
         self.sandbox.mkdir(parents=True, exist_ok=True)
-        self.fs = DeviceFS(self.sandbox, self.workdir / "sys")
+        try:
+            self.fs = DeviceFS(self.sandbox, self.workdir / "sys")
+        except ValueError as exc:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise AgentError(str(exc)) from None
         self.load = ProcessGroupLoad()
         self.simulation = HardwareSimulation(self.profile, self.fs.sys_root, self.load)
         bin_dir = self.workdir / "bin"
@@ -77,7 +82,11 @@ class LoopbackDevice:
         install_benchmark_standin(self.sandbox)
         self.env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
         self.authorized, self.accept_new_keys, self.disconnects = authorized, accept_new_keys, disconnects
-        self.server = socket.create_server((host, port))
+        try:
+            self.server = socket.create_server((host, port))
+        except OSError as exc:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise AgentError(f"the loopback device cannot listen on {host}:{port}: {exc.strerror}") from None
         self.host, self.port = self.server.getsockname()[:2]
         self.connections: set[socket.socket] = set()
         self.stopped = threading.Event()
