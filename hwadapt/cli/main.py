@@ -11,3 +11,4 @@ app.add_typer(lut_app, name="lut")
 # Sub-command modules register themselves on `app` / `lut_app` when imported.
 from hwadapt.cli import lut_commands  # noqa: E402,F401
 from hwadapt.cli import search_commands  # noqa: E402,F401
+from hwadapt.cli import device_commands  # noqa: E402,F401
