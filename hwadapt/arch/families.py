@@ -65,7 +65,8 @@ def mobilenet_v2(*, width: float = 1.0, resolution: int = 224, num_classes: int 
         cout = make_divisible(channels * width)
         for r in range(repeats):
             mid = cin * expansion if expansion != 1 else 0
-            blocks.append(Block("mbconv", cout, kernel=3, stride=stride if r == 0 else 1, mid=mid))
+            blocks.append(Block("mbconv", cout, kernel=3, stride=stride if r == 0 else 1, mid=mid,
+                                residual=r > 0))
             cin = cout
     blocks.append(Block("conv", make_divisible(1280 * max(1.0, width)), kernel=1, stride=1))
     return Arch("mobilenet_v2", resolution, num_classes, tuple(blocks), act="relu6",

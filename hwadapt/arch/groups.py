@@ -26,7 +26,14 @@ class WidthGroup:
 
 
 def _tied_to_input(block: Block, cin: int) -> bool:
-    return block.kind in ("mbconv", "skip") and block.stride == 1 and block.out == cin
+    return block.kind == "skip" or block.has_residual(cin)
+
+
+def freeze_residuals(arch: Arch) -> Arch:
+    """Make every inferred residual explicit, so changing widths cannot add or drop one."""
+    blocks = [replace(b, residual=b.has_residual(cin)) if b.kind == "mbconv" and b.residual is None else b
+              for b, cin in zip(arch.blocks, arch.input_widths())]
+    return arch.with_blocks(blocks)
 
 
 def width_groups(arch: Arch) -> list[WidthGroup]:
@@ -47,6 +54,7 @@ def width_groups(arch: Arch) -> list[WidthGroup]:
 
 def set_widths(arch: Arch, widths: dict[str, int]) -> Arch:
     """A copy of ``arch`` with the named groups set to the given widths."""
+    arch = freeze_residuals(arch)
     groups = {g.name: g for g in width_groups(arch)}
     blocks = list(arch.blocks)
     for name, width in widths.items():

@@ -91,7 +91,7 @@ def lower(arch: Arch) -> list[Op]:
             last = add(Op("dwconv", mid, mid, size, block.kernel, block.stride, arch.act, i, "dw", (last,)))
             dsize = conv_out_size(size, block.stride)
             last = add(Op("conv", mid, block.out, dsize, 1, 1, "none", i, "project", (last,)))
-            if block.stride == 1 and cin == block.out:
+            if block.has_residual(cin):
                 last = add(Op("add", block.out, block.out, dsize, block=i, role="add", inputs=(last, block_input)))
         size = conv_out_size(size, block.stride)
         cin = block.out

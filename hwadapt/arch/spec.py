@@ -31,8 +31,8 @@ class Block:
         + BN + act, then pointwise conv to ``out`` + BN + act.
       - ``mbconv``: MobileNetV2 inverted residual: pointwise expansion to ``mid`` + BN +
         act (absent when ``mid == 0``), depthwise conv(kernel, stride) + BN + act,
-        pointwise projection to ``out`` + BN; a residual add when stride is 1 and the
-        input width equals ``out``.
+        pointwise projection to ``out`` + BN; a residual add if ``residual`` (None: when
+        stride is 1 and the input width equals ``out``, MobileNetV2's rule).
       - ``skip``: identity (the ProxylessNAS zero op); only where the shape is kept.
     """
 
@@ -41,9 +41,22 @@ class Block:
     kernel: int = 3
     stride: int = 1
     mid: int = 0
+    residual: bool | None = None
+
+    def has_residual(self, cin: int) -> bool:
+        if self.kind != "mbconv":
+            return False
+        if self.residual is None:
+            return self.stride == 1 and cin == self.out
+        return self.residual
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if not (k == "mid" and v == 0)}
+        data = asdict(self)
+        if not data["mid"]:
+            data.pop("mid")
+        if data["residual"] is None:
+            data.pop("residual")
+        return data
 
 
 @dataclass(frozen=True)
@@ -143,4 +156,6 @@ def validate(arch: Arch) -> None:
             raise ArchError(f"block {i}: stride must be 1 or 2, got {block.stride}")
         if block.kind == "skip" and (block.stride != 1 or block.out != cin):
             raise ArchError(f"block {i}: a skip block must keep the shape ({cin} channels, stride 1)")
+        if block.residual and (block.kind != "mbconv" or block.stride != 1 or block.out != cin):
+            raise ArchError(f"block {i}: a residual needs an mbconv block of stride 1 with out == in ({cin})")
         cin = block.out

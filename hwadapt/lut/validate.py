@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
@@ -68,25 +66,3 @@ def validate(predictor: LatencyPredictor, samples: int, seed: int, batch_size: i
     table = pd.DataFrame({"arch": [a.to_json(indent=None) for a in archs], "predicted_ms": predicted,
                           "measured_ms": measured, "error_pct": (predicted - measured) / measured * 100})
     return summarise(predicted, measured), table
-
-
-def scatter_png(table: pd.DataFrame, path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter(table["measured_ms"], table["predicted_ms"], s=14)
-    lo = float(min(table["measured_ms"].min(), table["predicted_ms"].min())) * 0.95
-    hi = float(max(table["measured_ms"].max(), table["predicted_ms"].max())) * 1.05
-    xs = np.linspace(lo, hi, 10)
-    ax.plot(xs, xs, "k-", lw=1, label="y = x")
-    ax.fill_between(xs, xs * 0.9, xs * 1.1, color="grey", alpha=0.15, label="±10%")
-    ax.fill_between(xs, xs * 0.95, xs * 1.05, color="grey", alpha=0.25, label="±5%")
-    ax.set(xlabel="measured (ms)", ylabel="predicted (ms)", title=title, xlim=(lo, hi), ylim=(lo, hi))
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

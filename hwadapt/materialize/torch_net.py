@@ -71,7 +71,7 @@ class MBConvBlock(nn.Module):
         self.expand = ConvBNAct(cin, mid, 1, 1, size, act) if block.mid else None
         self.dw = ConvBNAct(mid, mid, block.kernel, block.stride, size, act, groups=mid)
         self.project = ConvBNAct(mid, block.out, 1, 1, conv_out_size(size, block.stride), None)
-        self.residual = block.stride == 1 and cin == block.out
+        self.residual = block.has_residual(cin)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.expand(x) if self.expand is not None else x

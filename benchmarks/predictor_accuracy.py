@@ -1,0 +1,101 @@
+"""Predictor accuracy: build each LUT, validate it on random architectures, and check
+the repeatability of end-to-end measurements.
+
+For every backend x family x resolution cell: the wall time to build the LUT, the
+`hwadapt lut validate` metrics, and the spread (max vs min) of one model measured in 5
+separate agent runs (probe-corrected, and raw). Prints a table; writes CSV and PNG.
+
+    python benchmarks/predictor_accuracy.py --out benchmarks/results/predictor_accuracy
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from device_agents import make_agent
+from hwadapt.arch.families import build
+from hwadapt.lut.plots import scatter_png
+from hwadapt.lut.predictor import LatencyPredictor
+from hwadapt.lut.profile import build_lut
+from hwadapt.lut.validate import validate
+from hwadapt.measure import measure_arch
+
+
+def repeatability(predictor: LatencyPredictor, runs: int = 5) -> tuple[float, float]:
+    """Spread of the base network measured in ``runs`` separate agent runs, in %."""
+    meta = predictor.meta
+    arch = build(meta.family, resolution=meta.resolution, num_classes=meta.num_classes)
+    corrected, raw = [], []
+    for _ in range(runs):
+        with predictor.make_agent() as agent:
+            m = measure_arch(agent, arch, probe=predictor.probe())
+        corrected.append(m.median_ms)
+        raw.append(m.raw_ms)
+    spread = lambda v: float((max(v) - min(v)) / min(v) * 100)  # noqa: E731
+    return spread(corrected), spread(raw)
+
+
+def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path) -> dict:
+    lut = out / f"{backend}_{family}_{resolution}.parquet"
+    start = time.perf_counter()
+    with make_agent(backend) as agent:
+        build_lut(agent, family, resolution, lut, show_progress=False)
+    build_s = time.perf_counter() - start
+    predictor = LatencyPredictor.load(lut)
+    report, rows = validate(predictor, samples, seed=1)
+    rows.to_csv(out / f"{lut.stem}.validate.csv", index=False)
+    scatter_png(rows, out / f"{lut.stem}.validate.png", f"{family} {resolution}px {backend}")
+    spread, raw_spread = repeatability(predictor)
+    return {"backend": backend, "family": family, "resolution": resolution, **report.to_dict(),
+            "lut_build_s": round(build_s, 1), "repeat_spread_pct": spread, "raw_repeat_spread_pct": raw_spread}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/predictor_accuracy"))
+    parser.add_argument("--samples", type=int, default=50)
+    parser.add_argument("--backends", default="ort-cpu,litert-cpu")
+    parser.add_argument("--families", default="mobilenet_v1,mobilenet_v2")
+    parser.add_argument("--resolutions", default="32,224")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for backend in args.backends.split(","):
+        for resolution in map(int, args.resolutions.split(",")):
+            for family in args.families.split(","):
+                results.append(run_cell(backend, family, resolution, args.samples, args.out))
+                print(pd.DataFrame(results[-1:]).to_string(index=False), flush=True)
+    frame = pd.DataFrame(results)
+    frame.to_csv(args.out / "summary.csv", index=False)
+    with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
+        print(frame.to_string(index=False))
+    summary_png(frame, args.out / "summary.png")
+
+
+def summary_png(frame: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r.backend}\n{r.family}\n{r.resolution}px" for r in frame.itertuples()]
+    x = np.arange(len(frame))
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(frame)), 4))
+    ax.bar(x - 0.2, frame["within_5pct"] * 100, 0.4, label="within ±5%")
+    ax.bar(x + 0.2, frame["within_10pct"] * 100, 0.4, label="within ±10%")
+    ax.axhline(90, color="grey", ls="--", lw=1)
+    ax.axhline(99, color="black", ls=":", lw=1)
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set(ylabel="% of validation architectures", ylim=(0, 105), title="LUT predictor accuracy")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

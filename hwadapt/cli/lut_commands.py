@@ -1,0 +1,120 @@
+"""``hwadapt profile`` and ``hwadapt lut show|validate``."""
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from hwadapt.cli.common import console, friendly_errors, setup_logging
+from hwadapt.cli.main import app, lut_app
+
+
+class Backend(str, Enum):
+    ort_cpu = "ort-cpu"
+    litert_cpu = "litert-cpu"
+    android_cpu = "android-cpu"
+    android_gpu = "android-gpu"
+
+
+@app.command()
+@friendly_errors
+def profile(
+    backend: Backend = typer.Option(..., help="Measurement target."),
+    family: str = typer.Option(..., help="Model family or search space, e.g. mobilenet_v1."),
+    resolution: int = typer.Option(..., help="Input side in pixels."),
+    out: Path = typer.Option(..., help="Output LUT (.parquet; a .json sidecar is written beside it)."),
+    threads: int = typer.Option(1, help="Inference threads."),
+    num_classes: int = typer.Option(10, help="Classifier outputs of the networks to price."),
+    calibration_models: int = typer.Option(24, help="Whole random-width networks measured to calibrate."),
+    device: str = typer.Option(None, help="Android device: usb:SERIAL or tcp:HOST:PORT."),
+    benchmark_binary: Path = typer.Option(None, help="benchmark_model binary to push to the phone."),
+    seed: int = typer.Option(0),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every measured row."),
+) -> None:
+    """Measure the LUT of a family at a resolution on a backend (resumes an interrupted run)."""
+    from device_agents import make_agent
+    from hwadapt.arch.families import FAMILIES
+    from hwadapt.arch.spec import ArchError
+    from hwadapt.lut.profile import build_lut
+
+    setup_logging(verbose)
+    if family not in FAMILIES:
+        raise ArchError(f"unknown family {family!r}; known: {', '.join(sorted(FAMILIES))}")
+    if out.suffix != ".parquet":
+        raise ArchError(f"--out must end in .parquet, got {out}")
+    options = {"threads": threads}
+    if device is not None:
+        options["device"] = device
+    if benchmark_binary is not None:
+        options["benchmark_binary"] = benchmark_binary
+    with make_agent(backend.value, **options) as agent:
+        meta = build_lut(agent, family, resolution, out, num_classes=num_classes,
+                         calibration_models=calibration_models, seed=seed)
+    fit = meta.calibration.get("fit_mape")
+    console.print(f"wrote {out} ({meta.rows} rows); calibration on {meta.calibration.get('models')} "
+                  f"models, in-sample MAPE {fit:.2f}%" if fit is not None else f"wrote {out} ({meta.rows} rows)")
+
+
+@lut_app.command("show")
+@friendly_errors
+def show(path: Path = typer.Argument(..., help="LUT parquet file."),
+         heatmap: Path = typer.Option(None, help="Heatmap PNG (default: next to the table).")) -> None:
+    """Summarise a LUT and draw latency heatmaps over (in, out) channels."""
+    from hwadapt.lut.lookup import OpLookup
+    from hwadapt.lut.plots import heatmap_png
+    from hwadapt.lut.store import load_lut
+
+    meta, frame = load_lut(path)
+    fp = meta.fingerprint
+    console.print(f"[bold]{path}[/]: {meta.family} @ {meta.resolution}px, {meta.num_classes} classes, "
+                  f"backend {meta.backend} ({fp.get('runtime')} {fp.get('runtime_version')}, "
+                  f"{fp.get('threads')} thread(s), {fp.get('delegate')}) on {fp.get('device')}")
+    console.print(f"probe reference {meta.reference_ms:.4f} ms; calibration {json.dumps(meta.calibration)}")
+    ops = frame[frame["kind"] != "model"]
+    table = Table("kind", "size", "kernel", "stride", "points", "min ms", "max ms", "throttled")
+    for key, group in ops.groupby(["kind", "size", "kernel", "stride"]):
+        table.add_row(*map(str, key), str(len(group)), f"{group['ms'].min():.4f}", f"{group['ms'].max():.4f}",
+                      str(int(group["throttled"].fillna(False).sum())))
+    models = frame[frame["kind"] == "model"]
+    table.add_row("model", str(meta.resolution), "", "", str(len(models)),
+                  f"{models['ms'].min():.4f}" if len(models) else "", f"{models['ms'].max():.4f}" if len(models) else "", "")
+    console.print(table)
+    if frame["energy_mj"].notna().any():
+        console.print(f"energy measured on {int(frame['energy_mj'].notna().sum())} rows")
+    png = heatmap or path.with_suffix(".heatmap.png")
+    heatmap_png(OpLookup(frame), png, f"{meta.family} {meta.resolution}px on {meta.backend}")
+    console.print(f"heatmap: {png}")
+
+
+@lut_app.command("validate")
+@friendly_errors
+def validate_cmd(path: Path = typer.Argument(..., help="LUT parquet file."),
+                 samples: int = typer.Option(50, help="Random architectures to measure."),
+                 seed: int = typer.Option(0),
+                 as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+                 png: Path = typer.Option(None, help="Scatter PNG (default: next to the table)."),
+                 force: bool = typer.Option(False, help="Use the LUT even if this target's fingerprint differs.")) -> None:
+    """Predict random architectures of the LUT's family and compare with end-to-end measurements."""
+    from rich.progress import Progress
+
+    from hwadapt.lut.plots import scatter_png
+    from hwadapt.lut.predictor import LatencyPredictor
+    from hwadapt.lut.validate import validate
+
+    predictor = LatencyPredictor.load(path, force=force)
+    with Progress(console=console, transient=True, disable=as_json) as progress:
+        task = progress.add_task("measuring", total=samples)
+        report, rows = validate(predictor, samples, seed, on_batch=lambda k: progress.advance(task, k))
+    out_png = png or path.with_suffix(".validate.png")
+    scatter_png(rows, out_png, f"{predictor.meta.family} {predictor.meta.resolution}px {predictor.meta.backend}")
+    if as_json:
+        typer.echo(json.dumps(report.to_dict()))
+        return
+    table = Table("metric", "value")
+    for name, value in report.to_dict().items():
+        table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"scatter: {out_png}")
