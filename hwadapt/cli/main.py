@@ -12,3 +12,4 @@ app.add_typer(lut_app, name="lut")
 from hwadapt.cli import lut_commands  # noqa: E402,F401
 from hwadapt.cli import search_commands  # noqa: E402,F401
 from hwadapt.cli import device_commands  # noqa: E402,F401
+from hwadapt.cli import adapt_commands  # noqa: E402,F401

@@ -1,0 +1,77 @@
+"""NetAdapt's per-iteration target and per-group proposals, priced by the latency predictor.
+
+Iteration ``k`` (from 0) asks for ``first_step x initial_ms x decay**k`` ms less than the
+current network (never below the budget). Each channel group then proposes the largest
+width, a multiple of ``granularity`` below its current width, whose *predicted* latency
+meets that target. Widths that would create or remove a residual tie are skipped.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hwadapt.adapt.surgery import same_topology
+from hwadapt.arch import Arch, set_widths, width_groups
+
+Predict = Callable[[Arch], float]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    group: str
+    width: int
+    arch: Arch
+    predicted_ms: float
+
+
+def iteration_target(current_ms: float, initial_ms: float, iteration: int, *, first_step: float,
+                     decay: float, budget_ms: float) -> float:
+    return max(budget_ms, current_ms - first_step * initial_ms * decay ** iteration)
+
+
+def smaller_widths(width: int, granularity: int) -> range:
+    """Multiples of ``granularity`` below ``width``, largest first (the minimum is ``granularity``)."""
+    top = (width - 1) // granularity * granularity
+    return range(top, granularity - 1, -granularity)
+
+
+def _candidates(arch: Arch, group: str, width: int, granularity: int):
+    for candidate in smaller_widths(width, granularity):
+        shrunk = set_widths(arch, {group: candidate})
+        if same_topology(arch, shrunk):
+            yield candidate, shrunk
+
+
+def propose(arch: Arch, target_ms: float, predict: Predict, granularity: int = 8) -> list[Proposal]:
+    """One proposal per group that can meet ``target_ms`` by shrinking alone."""
+    proposals = []
+    for group in width_groups(arch):
+        for width, shrunk in _candidates(arch, group.name, group.width(arch), granularity):
+            predicted = predict(shrunk)
+            if predicted <= target_ms:
+                proposals.append(Proposal(group.name, width, shrunk, predicted))
+                break
+    return proposals
+
+
+def single_steps(arch: Arch, current_ms: float, predict: Predict, granularity: int = 8) -> list[Proposal]:
+    """When no group can meet the target alone: each group's next smaller width that is
+    predicted faster than the current network."""
+    proposals = []
+    for group in width_groups(arch):
+        for width, shrunk in _candidates(arch, group.name, group.width(arch), granularity):
+            predicted = predict(shrunk)
+            if predicted < current_ms:
+                proposals.append(Proposal(group.name, width, shrunk, predicted))
+            break
+    return proposals
+
+
+def minimum_widths(arch: Arch, granularity: int = 8) -> Arch:
+    """``arch`` with every group as narrow as proposals can make it (topology kept)."""
+    for group in width_groups(arch):
+        narrowest = None
+        for _, shrunk in _candidates(arch, group.name, group.width(arch), granularity):
+            narrowest = shrunk
+        arch = narrowest or arch
+    return arch
