@@ -160,6 +160,8 @@ class AndroidAgent(DeviceAgent):
 
     def energy_mj(self, session: ModelSession) -> float | None:
         assert isinstance(session, AndroidSession)
+        if self.energy_secs <= 0:
+            return None
         reason = energy.charging_reason(self.conn.shell(energy.CHARGE_SCRIPT)[0])
         if reason:
             log.warning("energy left empty on %s: %s, and USB power distorts the battery reading "

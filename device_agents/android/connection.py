@@ -49,7 +49,7 @@ def usb_serials(sysfs: Path = Path("/sys/bus/usb/devices")) -> list[str]:
             triple = tuple((interface / name).read_text().strip()
                            for name in ("bInterfaceClass", "bInterfaceSubClass", "bInterfaceProtocol"))
             if triple == ADB_INTERFACE:
-                serials.append((interface.parent / "serial").read_text().strip())
+                serials.append((interface.resolve().parent / "serial").read_text().strip())
         except OSError:
             continue
     return sorted(set(serials))

@@ -79,8 +79,6 @@ def _load(args: argparse.Namespace):
     resolver = OpResolverType.AUTO if args.use_xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     threads = None if args.num_threads < 0 else args.num_threads
     interpreter = Interpreter(model_path=args.graph, num_threads=threads, experimental_op_resolver_type=resolver)
-    if args.use_xnnpack:
-        _info("Created TensorFlow Lite XNNPACK delegate for CPU.")
     interpreter.allocate_tensors()
     rng = np.random.default_rng(0)
     for spec in interpreter.get_input_details():
