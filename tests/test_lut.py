@@ -1,0 +1,152 @@
+"""LUT build, resume, integrity checks, prediction and the CLI contract (tiny family)."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from device_agents import make_agent
+from device_agents.base import DeviceAgent
+from hwadapt.arch import build, random_widths
+from hwadapt.cli.main import app
+from hwadapt.lut.predictor import LatencyPredictor, LutMismatchError
+from hwadapt.lut.profile import build_lut, plan_jobs
+from hwadapt.lut.store import LutError, load_lut, row_key
+from hwadapt.measure import MeasurePlan, measure_arch
+
+FAST = MeasurePlan(round_ms=4, min_rounds=4, max_rounds=8, warmup_runs=2)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_lut(tmp_path_factory, tiny_family):
+    path = tmp_path_factory.mktemp("lut") / "tiny.parquet"
+    with make_agent("ort-cpu") as agent:
+        build_lut(agent, tiny_family, 16, path, calibration_models=12, plan=FAST, show_progress=False)
+    return path
+
+
+def test_table_holds_every_planned_key_once(tiny_lut):
+    meta, frame = load_lut(tiny_lut)
+    planned = {job.key for job in plan_jobs("tiny", 16, 10, 12, 0)}
+    keys = [row_key(r) for r in frame.to_dict("records")]
+    assert len(keys) == len(set(keys)) == len(planned)
+    assert set(keys) == planned
+    assert meta.reference_ms > 0 and meta.calibration["models"] == 12
+    assert meta.fingerprint["backend"] == "ort-cpu" and meta.fingerprint["threads"] == 1
+    assert (frame["ms"] > 0).all()
+
+
+def test_prediction_tracks_end_to_end_measurement(tiny_lut):
+    predictor = LatencyPredictor.load(tiny_lut)
+    arch = random_widths(build("tiny", resolution=16, num_classes=10), np.random.default_rng(7))
+    prediction = predictor.predict(arch)
+    assert prediction.total_ms == pytest.approx(sum(prediction.block_ms) + prediction.fixed_ms)
+    with predictor.make_agent() as agent:
+        measured = measure_arch(agent, arch, plan=FAST, probe=predictor.probe()).median_ms
+    assert prediction.total_ms / measured == pytest.approx(1.0, abs=0.25)
+
+
+class InterruptingAgent(DeviceAgent):
+    """The ORT agent, but Ctrl-C arrives after a number of models were opened."""
+
+    backend, model_format = "ort-cpu", "onnx"
+
+    def __init__(self, after):
+        super().__init__()
+        self.inner, self.after, self.opened = make_agent("ort-cpu"), after, 0
+
+    def fingerprint(self):
+        return self.inner.fingerprint()
+
+    def open(self, path):
+        self.opened += 1
+        if self.opened > self.after:
+            raise KeyboardInterrupt
+        return self.inner.open(path)
+
+
+def test_interrupted_profile_resumes_without_losing_or_duplicating(tmp_path, tiny_lut):
+    path = tmp_path / "resume.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        build_lut(InterruptingAgent(after=30), "tiny", 16, path, calibration_models=12, plan=FAST,
+                  batch_size=6, show_progress=False)
+    _, partial = load_lut(path)
+    assert 0 < len(partial) < len(plan_jobs("tiny", 16, 10, 12, 0))
+    before = {row_key(r): r["measured_at"] for r in partial.to_dict("records")}
+    with make_agent("ort-cpu") as agent:
+        build_lut(agent, "tiny", 16, path, calibration_models=12, plan=FAST, show_progress=False)
+    _, full = load_lut(path)
+    keys = [row_key(r) for r in full.to_dict("records")]
+    assert len(keys) == len(set(keys)) == len(plan_jobs("tiny", 16, 10, 12, 0))
+    kept = {row_key(r): r["measured_at"] for r in full.to_dict("records") if row_key(r) in before}
+    assert kept == before  # finished rows were kept, not re-measured
+
+
+def test_corrupt_or_edited_tables_are_refused(tmp_path, tiny_lut):
+    copy = tmp_path / "t.parquet"
+    shutil.copy(tiny_lut, copy)
+    shutil.copy(tiny_lut.with_suffix(".json"), copy.with_suffix(".json"))
+    frame = pd.read_parquet(copy)
+    frame.loc[0, "ms"] *= 2
+    frame.to_parquet(copy)
+    with pytest.raises(LutError, match="digest"):
+        load_lut(copy)
+    copy.write_bytes(b"garbage")
+    with pytest.raises(LutError):
+        load_lut(copy)
+    copy.with_suffix(".json").write_text("{not json")
+    with pytest.raises(LutError, match="not valid JSON"):
+        load_lut(copy)
+    with pytest.raises(LutError, match="no LUT"):
+        load_lut(tmp_path / "absent.parquet")
+
+
+def test_lut_of_another_family_or_shape_is_refused(tiny_lut):
+    predictor = LatencyPredictor.load(tiny_lut)
+    v1 = build("mobilenet_v1", resolution=16, num_classes=10)
+    with pytest.raises(LutMismatchError, match="family"):
+        predictor.predict(v1)
+    forced = LatencyPredictor.load(tiny_lut, force=True)
+    with pytest.raises(LutError, match="no entry for|does not cover"):
+        forced.predict(v1)
+    wide = build("tiny", width=2.0, resolution=16, num_classes=10)
+    with pytest.raises(LutError, match="does not cover"):
+        predictor.predict(wide)
+
+
+def test_profile_refuses_to_mix_tables(tmp_path, tiny_lut):
+    copy = tmp_path / "t.parquet"
+    shutil.copy(tiny_lut, copy)
+    shutil.copy(tiny_lut.with_suffix(".json"), copy.with_suffix(".json"))
+    before = copy.read_bytes()
+    result = runner.invoke(app, ["profile", "--backend", "ort-cpu", "--family", "tiny", "--resolution", "32",
+                                 "--out", str(copy)])
+    assert result.exit_code == 1 and "resolution" in result.output
+    assert copy.read_bytes() == before
+
+
+@pytest.mark.parametrize("args,message", [
+    (["profile", "--backend", "ort-cpu", "--family", "resnet", "--resolution", "32", "--out", "x.parquet"],
+     "unknown family"),
+    (["lut", "show", "missing.parquet"], "no LUT"),
+    (["lut", "validate", "missing.parquet"], "no LUT"),
+])
+def test_cli_errors_are_one_line(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_cli_show_and_validate_json(tmp_path, tiny_lut):
+    shown = runner.invoke(app, ["lut", "show", str(tiny_lut), "--heatmap", str(tmp_path / "h.png")])
+    assert shown.exit_code == 0, shown.output
+    assert (tmp_path / "h.png").stat().st_size > 1000
+    result = runner.invoke(app, ["lut", "validate", str(tiny_lut), "--samples", "4", "--seed", "3", "--json",
+                                 "--png", str(tmp_path / "s.png")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(report) == {"n", "within_5pct", "within_10pct", "mape", "rmse_ms", "spearman", "bias_pct"}
+    assert report["n"] == 4 and 0 <= report["within_10pct"] <= 1

@@ -1,0 +1,85 @@
+"""The measurement protocol: drift correction logic and real-session sanity."""
+from pathlib import Path
+
+import pytest
+
+from device_agents import AgentError, make_agent
+from device_agents.base import DeviceAgent, ModelSession
+from hwadapt.arch import build
+from hwadapt.measure import MeasurePlan, measure_archs
+from hwadapt.measure.protocol import lower_envelope, measure_sessions
+
+
+class Machine:
+    """A host whose speed changes in steps every few rounds, as a shared machine does."""
+
+    def __init__(self, steps):
+        self.steps, self.calls = steps, 0
+
+    def factor(self):
+        self.calls += 1
+        return self.steps[(self.calls // 5) % len(self.steps)]
+
+
+class FakeSession(ModelSession):
+    def __init__(self, machine, base_ms, spikes=()):
+        self.machine, self.base_ms, self.spikes, self.rounds = machine, base_ms, set(spikes), 0
+
+    def time_round(self, runs):
+        self.rounds += 1
+        spike = 3.0 if self.rounds in self.spikes else 1.0
+        return self.base_ms * self.machine.factor() * spike
+
+
+class FakeAgent(DeviceAgent):
+    backend, model_format = "fake", "onnx"
+
+    def fingerprint(self):
+        return {}
+
+    def open(self, model_path):
+        raise NotImplementedError
+
+
+def test_probe_correction_removes_step_slowdowns():
+    machine = Machine([1.0, 1.4, 1.0, 1.25])
+    plan = MeasurePlan(fixed_runs=1, warmup_runs=0, min_rounds=12, max_rounds=12)
+    model = FakeSession(machine, 2.0, spikes={4, 9})
+    probe = FakeSession(machine, 1.0)
+    [measured] = measure_sessions(FakeAgent(), [model], plan, probe, reference_ms=1.0)
+    # the model is exactly twice the probe whatever the host did
+    assert measured.median_ms == pytest.approx(2.0, rel=0.1)
+    uncorrected = lower_envelope([2.0 * f for f in (1.0, 1.4, 1.25)])
+    assert measured.raw_ms >= 2.0 and uncorrected >= 2.0
+    assert measured.rounds == 12 and measured.n == 12
+
+
+def test_lower_envelope_ignores_slow_rounds():
+    assert lower_envelope([1.0, 1.0, 1.0, 5.0, 9.0, 1.0]) == pytest.approx(1.0)
+
+
+def test_real_sessions_rank_models_by_size():
+    """Ratios within one run only: a 4x-wider network is clearly slower."""
+    small = build("mobilenet_v1", width=0.25, resolution=32, num_classes=10)
+    large = build("mobilenet_v1", width=1.0, resolution=32, num_classes=10)
+    with make_agent("ort-cpu") as agent:
+        m_small, m_large = measure_archs(agent, [small, large], plan=MeasurePlan(min_rounds=4, max_rounds=8))
+    assert m_large.median_ms / m_small.median_ms > 1.5
+    assert m_small.p10_ms <= m_small.p90_ms and m_small.n >= 4
+
+
+def test_unknown_backend_and_unloadable_model_are_clear_errors(tmp_path):
+    with pytest.raises(AgentError, match="unknown backend"):
+        make_agent("tpu-v9")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(AgentError, match="cannot load"):
+        make_agent("ort-cpu").open(Path(broken))
+    with pytest.raises(AgentError, match="threads"):
+        make_agent("ort-cpu", threads=0)
+
+
+def test_fingerprints_name_runtime_and_threads():
+    for backend in ("ort-cpu", "litert-cpu"):
+        fp = make_agent(backend, threads=2).fingerprint()
+        assert fp["backend"] == backend and fp["threads"] == 2 and fp["runtime_version"] and fp["device"]
