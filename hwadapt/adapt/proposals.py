@@ -3,14 +3,13 @@
 Iteration ``k`` (from 0) asks for ``first_step x initial_ms x decay**k`` ms less than the
 current network (never below the budget). Each channel group then proposes the largest
 width, a multiple of ``granularity`` below its current width, whose *predicted* latency
-meets that target. Widths that would create or remove a residual tie are skipped.
+meets that target (``set_widths`` keeps every residual connection as it was).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hwadapt.adapt.surgery import same_topology
 from hwadapt.arch import Arch, set_widths, width_groups
 
 Predict = Callable[[Arch], float]
@@ -37,9 +36,7 @@ def smaller_widths(width: int, granularity: int) -> range:
 
 def _candidates(arch: Arch, group: str, width: int, granularity: int):
     for candidate in smaller_widths(width, granularity):
-        shrunk = set_widths(arch, {group: candidate})
-        if same_topology(arch, shrunk):
-            yield candidate, shrunk
+        yield candidate, set_widths(arch, {group: candidate})
 
 
 def propose(arch: Arch, target_ms: float, predict: Predict, granularity: int = 8) -> list[Proposal]:
@@ -68,10 +65,5 @@ def single_steps(arch: Arch, current_ms: float, predict: Predict, granularity: i
 
 
 def minimum_widths(arch: Arch, granularity: int = 8) -> Arch:
-    """``arch`` with every group as narrow as proposals can make it (topology kept)."""
-    for group in width_groups(arch):
-        narrowest = None
-        for _, shrunk in _candidates(arch, group.name, group.width(arch), granularity):
-            narrowest = shrunk
-        arch = narrowest or arch
-    return arch
+    """``arch`` with every group as narrow as proposals can make it."""
+    return set_widths(arch, {g.name: min(g.width(arch), granularity) for g in width_groups(arch)})

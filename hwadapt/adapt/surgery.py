@@ -109,8 +109,6 @@ def prune(net: Net, keep: dict[str, Index]) -> Net:
     """A new ``Net`` keeping, for each named group, the listed channels of ``net``."""
     old_arch = net.arch
     new_arch = set_widths(old_arch, {name: len(index) for name, index in keep.items()})
-    if not same_topology(old_arch, new_arch):
-        raise SurgeryError("these widths would add or remove a residual connection")
     outs, mids = _indices(old_arch, keep)
     new = Net(new_arch)
     inp = np.arange(old_arch.in_channels)
@@ -130,9 +128,4 @@ def shrink_group(net: Net, group: str, width: int, criterion: str = "l2") -> Net
     if group not in groups:
         raise SurgeryError(f"no channel group {group!r}")
     return prune(net, {group: keep_top(channel_scores(net, groups[group], criterion), width)})
-
-
-def same_topology(a: Arch, b: Arch) -> bool:
-    """Whether two architectures have the same channel ties (hence residual adds)."""
-    return [g.members for g in width_groups(a)] == [g.members for g in width_groups(b)]
 

@@ -56,7 +56,9 @@ class Splits:
 def _stratified(labels: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a stratified sample of ``count`` labels, and of the rest."""
     index = np.arange(len(labels))
-    stratify = labels if np.bincount(labels).min() >= 2 else None
+    classes = len(np.unique(labels))
+    stratified = np.bincount(labels).min() >= 2 and min(count, len(labels) - count) >= classes
+    stratify = labels if stratified else None
     first, rest = train_test_split(index, train_size=count, random_state=seed, stratify=stratify)
     return np.sort(first), np.sort(rest)
 
