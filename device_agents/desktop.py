@@ -1,4 +1,10 @@
-"""Desktop agents: ONNX Runtime CPU and LiteRT CPU (XNNPACK), both in-process."""
+"""Desktop agents: ONNX Runtime CPU and LiteRT CPU (XNNPACK), both in-process.
+
+Single-threaded inference runs on the calling thread, so it is timed by that thread's
+CPU clock: on a shared host this leaves out the time the scheduler gave to other
+processes (which swings a wall-clock median by 10-100% under load) while on an idle
+host the two clocks agree. Multi-threaded inference is timed by the wall clock.
+"""
 from __future__ import annotations
 
 import time
@@ -6,15 +12,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import os
-CLOCK = time.thread_time_ns if os.environ.get("HWCLOCK") == "thread" else time.perf_counter_ns
 
 from device_agents.base import AgentError, DeviceAgent, ModelSession, host_fingerprint
 
 
-def _timed_median(step, runs: int) -> float:
+CLOCKS = {"thread": time.thread_time_ns, "wall": time.perf_counter_ns}
+
+
+def resolve_clock(clock: str, threads: int) -> str:
+    if clock == "auto":
+        return "thread" if threads == 1 else "wall"
+    if clock not in CLOCKS:
+        raise AgentError(f"unknown clock {clock!r}; expected auto, thread or wall")
+    if clock == "thread" and threads != 1:
+        raise AgentError("the thread clock only measures single-threaded inference; use --clock wall")
+    return clock
+
+
+def _timed_median(step, runs: int, clock_name: str) -> float:
     times = np.empty(runs)
-    clock = CLOCK
+    clock = CLOCKS[clock_name]
     for i in range(runs):
         start = clock()
         step()
@@ -23,7 +40,8 @@ def _timed_median(step, runs: int) -> float:
 
 
 class OrtSession(ModelSession):
-    def __init__(self, path: Path, threads: int, spinning: bool) -> None:
+    def __init__(self, path: Path, threads: int, spinning: bool, clock: str) -> None:
+        self.clock = clock
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -48,7 +66,7 @@ class OrtSession(ModelSession):
 
     def time_round(self, runs: int) -> float:
         run, binding = self.session.run_with_iobinding, self.binding
-        return _timed_median(lambda: run(binding), runs)
+        return _timed_median(lambda: run(binding), runs, self.clock)
 
 
 class OrtCpuAgent(DeviceAgent):
@@ -57,23 +75,25 @@ class OrtCpuAgent(DeviceAgent):
     backend = "ort-cpu"
     model_format = "onnx"
 
-    def __init__(self, threads: int = 1, spinning: bool = True) -> None:
+    def __init__(self, threads: int = 1, spinning: bool = True, clock: str = "auto") -> None:
         super().__init__(threads)
         self.spinning = spinning
+        self.clock = resolve_clock(clock, threads)
 
     def fingerprint(self) -> dict[str, Any]:
         import onnxruntime as ort
 
         return {**host_fingerprint(), "backend": self.backend, "runtime": "onnxruntime",
                 "runtime_version": ort.__version__, "threads": self.threads,
-                "delegate": "CPUExecutionProvider", "spinning": self.spinning}
+                "delegate": "CPUExecutionProvider", "spinning": self.spinning, "clock": self.clock}
 
     def open(self, model_path: Path) -> ModelSession:
-        return OrtSession(Path(model_path), self.threads, self.spinning)
+        return OrtSession(Path(model_path), self.threads, self.spinning, self.clock)
 
 
 class LiteRtSession(ModelSession):
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, clock: str) -> None:
+        self.clock = clock
         from ai_edge_litert.interpreter import Interpreter
 
         try:
@@ -87,7 +107,7 @@ class LiteRtSession(ModelSession):
         self.interpreter.invoke()
 
     def time_round(self, runs: int) -> float:
-        return _timed_median(self.interpreter.invoke, runs)
+        return _timed_median(self.interpreter.invoke, runs, self.clock)
 
 
 class LiteRtCpuAgent(DeviceAgent):
@@ -95,6 +115,10 @@ class LiteRtCpuAgent(DeviceAgent):
 
     backend = "litert-cpu"
     model_format = "tflite"
+
+    def __init__(self, threads: int = 1, clock: str = "auto") -> None:
+        super().__init__(threads)
+        self.clock = resolve_clock(clock, threads)
 
     def fingerprint(self) -> dict[str, Any]:
         try:
@@ -104,11 +128,12 @@ class LiteRtCpuAgent(DeviceAgent):
         except Exception:  # pragma: no cover - metadata missing in odd installs
             runtime_version = "unknown"
         return {**host_fingerprint(), "backend": self.backend, "runtime": "ai-edge-litert",
-                "runtime_version": runtime_version, "threads": self.threads, "delegate": "xnnpack"}
+                "runtime_version": runtime_version, "threads": self.threads, "delegate": "xnnpack",
+                "clock": self.clock}
 
     def open(self, model_path: Path) -> ModelSession:
         try:
             import ai_edge_litert  # noqa: F401
         except ImportError as exc:
             raise AgentError("the litert-cpu backend needs `pip install hwadapt[tflite]`") from exc
-        return LiteRtSession(Path(model_path), self.threads)
+        return LiteRtSession(Path(model_path), self.threads, self.clock)

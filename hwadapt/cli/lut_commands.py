@@ -31,6 +31,7 @@ def profile(
     calibration_models: int = typer.Option(24, help="Whole random-width networks measured to calibrate."),
     device: str = typer.Option(None, help="Android device: usb:SERIAL or tcp:HOST:PORT."),
     benchmark_binary: Path = typer.Option(None, help="benchmark_model binary to push to the phone."),
+    clock: str = typer.Option("auto", help="Desktop timing clock: auto (thread CPU clock for 1 thread), thread, wall."),
     seed: int = typer.Option(0),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every measured row."),
 ) -> None:
@@ -45,7 +46,9 @@ def profile(
         raise ArchError(f"unknown family {family!r}; known: {', '.join(sorted(FAMILIES))}")
     if out.suffix != ".parquet":
         raise ArchError(f"--out must end in .parquet, got {out}")
-    options = {"threads": threads}
+    options: dict = {"threads": threads}
+    if backend in (Backend.ort_cpu, Backend.litert_cpu):
+        options["clock"] = clock
     if device is not None:
         options["device"] = device
     if benchmark_binary is not None:

@@ -56,7 +56,7 @@ class LatencyPredictor:
     def check_target(self, agent: DeviceAgent) -> None:
         """Refuse to compare with measurements from another device or runtime (unless forced)."""
         theirs = agent.fingerprint()
-        for name in ("backend", "device", "threads", "runtime_version", "delegate"):
+        for name in ("backend", "device", "threads", "runtime_version", "delegate", "clock"):
             ours = self.meta.fingerprint.get(name)
             if ours != theirs.get(name) and not self.force:
                 raise LutMismatchError(f"LUT fingerprint differs from this target ({name}: {ours!r} vs "
@@ -99,6 +99,8 @@ class LatencyPredictor:
     def make_agent(self) -> DeviceAgent:
         """An agent of the LUT's backend and thread count, for end-to-end measurements."""
         options = {"threads": int(self.meta.fingerprint.get("threads", 1))}
+        if "clock" in self.meta.fingerprint:
+            options["clock"] = self.meta.fingerprint["clock"]
         return make_agent(self.meta.backend, **options)
 
     def probe(self) -> Probe:

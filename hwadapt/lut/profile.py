@@ -80,7 +80,7 @@ def _check_same_target(old: LutMeta, new: LutMeta, path: Path) -> None:
         if getattr(old, name) != getattr(new, name):
             raise LutError(f"{path} holds a {name}={getattr(old, name)!r} table, not {getattr(new, name)!r}; "
                            "choose another --out (nothing was overwritten)")
-    for name in ("device", "threads", "runtime_version", "delegate"):
+    for name in ("device", "threads", "runtime_version", "delegate", "clock"):
         if old.fingerprint.get(name) != new.fingerprint.get(name):
             raise LutError(f"{path} was measured on another target ({name}: "
                            f"{old.fingerprint.get(name)!r} vs {new.fingerprint.get(name)!r}); choose another --out")
