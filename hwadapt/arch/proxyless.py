@@ -140,11 +140,23 @@ class ProxylessSpace:
 
 
 def space_ops(space: ProxylessSpace) -> list[Op]:
-    """The union of the operators of every candidate at every position (the LUT's rows)."""
+    """The union of the operators of every candidate at every position (the LUT's rows).
+
+    A residual add is included at every feature-map size: at narrower width multipliers a
+    block whose widths coincide by rounding (e.g. the fixed first block at width 0.25)
+    gains a residual that the full-width network does not have.
+    """
     seen: dict[tuple, Op] = {}
     for choice in choice_names():
         for op in lower(space.uniform(choice)):
             seen.setdefault((op.kind, op.cin, op.cout, op.size, op.kernel, op.stride, op.act), op)
+    widest: dict[int, int] = {}
+    for op in seen.values():
+        if op.kind in ("conv", "dwconv"):
+            widest[op.out_size] = max(widest.get(op.out_size, 0), op.cout)
+    for size, channels in widest.items():
+        seen.setdefault(("add", channels, channels, size, 1, 1, "none"),
+                        Op("add", channels, channels, size, role="add", inputs=(-1, -2)))
     return list(seen.values())
 
 

@@ -79,7 +79,7 @@ class Searcher:
         self.weights.zero_grad(set_to_none=True)
         loss.backward()
         self.weights.step()
-        return float(loss)
+        return float(loss.detach())
 
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[float, float]:
         """One architecture update; returns (loss, expected latency in ms)."""
@@ -94,7 +94,7 @@ class Searcher:
         self.net.accumulate_alpha_grads()
         self.arch.step()
         self.net.rescale()
-        return float(loss), float(expected)
+        return float(loss.detach()), float(expected.detach())
 
     # -- epochs ------------------------------------------------------------------
     def run_epoch(self, epoch: int, progress: Progress | None = None, task=None) -> dict:
@@ -128,7 +128,7 @@ class Searcher:
             "epoch": epoch + 1,
             "weight_loss": float(np.mean(weight_losses)),
             "arch_loss": float(np.mean(arch_losses)) if arch_losses else None,
-            "expected_ms": float(self.table.expected(self.net.probabilities())),
+            "expected_ms": float(self.table.expected(self.net.probabilities()).detach()),
             "argmax_predicted_ms": self.table.of(choices),
             "argmax": [self.net.choices[k][i] for k, i in enumerate(choices)],
             "argmax_holdout_accuracy": evaluate(self.net, self.splits.holdout, self.splits),
