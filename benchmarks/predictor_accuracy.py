@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,11 @@ import pandas as pd
 
 from device_agents import make_agent
 from hwadapt.arch.families import build
+from hwadapt.lut.calibrate import identity_calibration
 from hwadapt.lut.plots import scatter_png
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import build_lut
-from hwadapt.lut.validate import validate
+from hwadapt.lut.validate import sample_archs, summarise, validate
 from hwadapt.measure import measure_arch
 
 
@@ -49,9 +51,14 @@ def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path
     report, rows = validate(predictor, samples, seed=1)
     rows.to_csv(out / f"{lut.stem}.validate.csv", index=False)
     scatter_png(rows, out / f"{lut.stem}.validate.png", f"{family} {resolution}px {backend}")
+    naive = LatencyPredictor(replace(predictor.meta, calibration=identity_calibration()), predictor.lookup)
+    naive_report = summarise(np.array([naive.predict_ms(a) for a in sample_archs(predictor, samples, 1)]),
+                             rows["measured_ms"].to_numpy())
     spread, raw_spread = repeatability(predictor)
     return {"backend": backend, "family": family, "resolution": resolution, **report.to_dict(),
-            "lut_build_s": round(build_s, 1), "repeat_spread_pct": spread, "raw_repeat_spread_pct": raw_spread}
+            "naive_within_10pct": naive_report.within_10pct, "naive_mape": naive_report.mape,
+            "naive_bias_pct": naive_report.bias_pct, "lut_build_s": round(build_s, 1),
+            "repeat_spread_pct": spread, "raw_repeat_spread_pct": raw_spread}
 
 
 def main() -> None:

@@ -1,0 +1,91 @@
+"""LUT built through the loopback ADB device vs built directly with the desktop LiteRT agent.
+
+Both tables are measured on this host with the same protocol and the same .tflite models:
+once by the in-process ``litert-cpu`` agent (wall clock, median of runs), once by the
+``android-cpu`` agent over the ADB wire protocol, where the loopback device runs the
+LiteRT ``benchmark_model`` stand-in (mean of runs, one process per round). The ratio per
+row shows what the phone path adds or loses. Prints a table; writes CSV.
+
+    nice -n 19 python benchmarks/android_loopback_vs_desktop.py --out benchmarks/results/android_loopback
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from device_agents import make_agent
+from device_agents.loopback import LoopbackDevice
+from hwadapt.arch.families import FAMILIES, register
+from hwadapt.arch.spec import Arch, Block
+from hwadapt.lut.profile import build_lut
+from hwadapt.lut.store import ROW_KEY, load_lut
+from hwadapt.measure import MeasurePlan
+
+SMALL_FAMILY = "loopback_bench"
+
+
+@register(SMALL_FAMILY)
+def loopback_bench(*, width: float = 1.0, resolution: int = 32, num_classes: int = 10) -> Arch:
+    """A stem and one depthwise-separable block: a LUT of a few dozen rows, minutes to build."""
+    blocks = (Block("conv", 16, kernel=3, stride=2), Block("dwsep", 32, kernel=3, stride=1))
+    return Arch(SMALL_FAMILY, resolution, num_classes, blocks, act="relu", meta={"width": width})
+
+
+def build(backend: str, out: Path, args: argparse.Namespace, **options) -> float:
+    plan = MeasurePlan(fixed_runs=args.runs, warmup_runs=0, min_rounds=args.rounds, max_rounds=args.rounds,
+                       rel_tol=1.0, time_cap_s=60.0)
+    start = time.perf_counter()
+    with make_agent(backend, threads=1, **options) as agent:
+        build_lut(agent, args.family, args.resolution, out, calibration_models=1, plan=plan, show_progress=True)
+    return time.perf_counter() - start
+
+
+def compare(desktop: pd.DataFrame, android: pd.DataFrame) -> pd.DataFrame:
+    merged = desktop.merge(android, on=ROW_KEY, suffixes=("_desktop", "_android"))
+    merged["ratio"] = merged["ms_android"] / merged["ms_desktop"]
+    merged["raw_ratio"] = merged["raw_ms_android"] / merged["raw_ms_desktop"]
+    return merged[ROW_KEY[:-1] + ["ms_desktop", "ms_android", "ratio", "raw_ms_desktop", "raw_ms_android",
+                                  "raw_ratio"]]
+
+
+def summary_table(rows: pd.DataFrame, seconds: dict[str, float]) -> Table:
+    table = Table("kind", "rows", "median ratio", "p10", "p90", "median raw ratio",
+                  title=f"android-cpu via loopback / litert-cpu direct  (build: desktop {seconds['desktop']:.0f} s, "
+                        f"loopback {seconds['android']:.0f} s)")
+    groups = [(kind, group) for kind, group in rows.groupby("kind")] + [("all", rows)]
+    for kind, group in groups:
+        table.add_row(kind, str(len(group)), f"{group['ratio'].median():.3f}", f"{group['ratio'].quantile(0.1):.3f}",
+                      f"{group['ratio'].quantile(0.9):.3f}", f"{group['raw_ratio'].median():.3f}")
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/android_loopback"))
+    parser.add_argument("--family", default=SMALL_FAMILY, choices=sorted(FAMILIES))
+    parser.add_argument("--resolution", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=20, help="inferences per round (benchmark_model --num_runs)")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    seconds = {}
+    with tempfile.TemporaryDirectory(prefix="hwadapt-bench-") as tmp:
+        desktop_lut, android_lut = Path(tmp) / "desktop.parquet", Path(tmp) / "android.parquet"
+        seconds["desktop"] = build("litert-cpu", desktop_lut, args, clock="wall")
+        with LoopbackDevice(port=0) as device:
+            seconds["android"] = build("android-cpu", android_lut, args, device=f"tcp:{device.serial}",
+                                       energy_secs=0)
+        rows = compare(load_lut(desktop_lut)[1], load_lut(android_lut)[1])
+    rows.to_csv(args.out / "rows.csv", index=False)
+    Console().print(summary_table(rows, seconds))
+    print(f"wrote {args.out / 'rows.csv'} ({len(rows)} rows)")
+
+
+if __name__ == "__main__":
+    main()
