@@ -150,3 +150,16 @@ def test_cli_show_and_validate_json(tmp_path, tiny_lut):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(report) == {"n", "within_5pct", "within_10pct", "mape", "rmse_ms", "spearman", "bias_pct"}
     assert report["n"] == 4 and 0 <= report["within_10pct"] <= 1
+
+
+def test_expected_latency_is_differentiable(tiny_lut):
+    import torch
+
+    predictor = LatencyPredictor.load(tiny_lut)
+    logits = torch.zeros(3, requires_grad=True)
+    costs = torch.tensor([1.0, 2.0, 4.0])
+    expected = predictor.expected_ms([torch.softmax(logits, 0)], [costs], fixed_ms=0.5)
+    assert expected.item() == pytest.approx(0.5 + 7.0 / 3)
+    expected.backward()
+    p = torch.full((3,), 1 / 3)
+    assert torch.allclose(logits.grad, p * (costs - (p * costs).sum()))
