@@ -11,6 +11,7 @@ row shows what the phone path adds or loses. Prints a table; writes CSV.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ SMALL_FAMILY = "loopback_bench"
 
 
 @register(SMALL_FAMILY)
-def loopback_bench(*, width: float = 1.0, resolution: int = 32, num_classes: int = 10) -> Arch:
+def loopback_bench(*, width: float = 1.0, resolution: int = 112, num_classes: int = 10) -> Arch:
     """A stem and one depthwise-separable block: a LUT of a few dozen rows, minutes to build."""
     blocks = (Block("conv", 16, kernel=3, stride=2), Block("dwsep", 32, kernel=3, stride=1))
     return Arch(SMALL_FAMILY, resolution, num_classes, blocks, act="relu", meta={"width": width})
@@ -46,22 +47,30 @@ def build(backend: str, out: Path, args: argparse.Namespace, **options) -> float
     return time.perf_counter() - start
 
 
-def compare(desktop: pd.DataFrame, android: pd.DataFrame) -> pd.DataFrame:
+def compare(desktop: pd.DataFrame, android: pd.DataFrame, desktop_again: pd.DataFrame) -> pd.DataFrame:
+    """Per row: loopback / desktop, and desktop-again / desktop (the host's noise floor)."""
     merged = desktop.merge(android, on=ROW_KEY, suffixes=("_desktop", "_android"))
+    merged = merged.merge(desktop_again[ROW_KEY + ["ms", "raw_ms"]].rename(
+        columns={"ms": "ms_desktop_again", "raw_ms": "raw_ms_desktop_again"}), on=ROW_KEY)
     merged["ratio"] = merged["ms_android"] / merged["ms_desktop"]
     merged["raw_ratio"] = merged["raw_ms_android"] / merged["raw_ms_desktop"]
-    return merged[ROW_KEY[:-1] + ["ms_desktop", "ms_android", "ratio", "raw_ms_desktop", "raw_ms_android",
-                                  "raw_ratio"]]
+    merged["noise_ratio"] = merged["ms_desktop_again"] / merged["ms_desktop"]
+    return merged[ROW_KEY[:-1] + ["ms_desktop", "ms_android", "ms_desktop_again", "ratio", "raw_ratio",
+                                  "noise_ratio"]]
+
+
+def _spread(values: pd.Series) -> list[str]:
+    return [f"{values.median():.3f}", f"{values.quantile(0.1):.3f}-{values.quantile(0.9):.3f}"]
 
 
 def summary_table(rows: pd.DataFrame, seconds: dict[str, float]) -> Table:
-    table = Table("kind", "rows", "median ratio", "p10", "p90", "median raw ratio",
-                  title=f"android-cpu via loopback / litert-cpu direct  (build: desktop {seconds['desktop']:.0f} s, "
-                        f"loopback {seconds['android']:.0f} s)")
+    table = Table("kind", "rows", "loop/desk", "p10-p90", "raw", "desk2/desk", "p10-p90",
+                  title=f"android-cpu via loopback vs litert-cpu direct (build s: desktop {seconds['desktop']:.0f}, "
+                        f"loopback {seconds['android']:.0f})")
     groups = [(kind, group) for kind, group in rows.groupby("kind")] + [("all", rows)]
     for kind, group in groups:
-        table.add_row(kind, str(len(group)), f"{group['ratio'].median():.3f}", f"{group['ratio'].quantile(0.1):.3f}",
-                      f"{group['ratio'].quantile(0.9):.3f}", f"{group['raw_ratio'].median():.3f}")
+        table.add_row(kind, str(len(group)), *_spread(group["ratio"]), f"{group['raw_ratio'].median():.3f}",
+                      *_spread(group["noise_ratio"]))
     return table
 
 
@@ -69,7 +78,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/android_loopback"))
     parser.add_argument("--family", default=SMALL_FAMILY, choices=sorted(FAMILIES))
-    parser.add_argument("--resolution", type=int, default=32)
+    parser.add_argument("--resolution", type=int, default=112,
+                        help="large enough that ops take tens of µs: benchmark_model reports whole µs")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=20, help="inferences per round (benchmark_model --num_runs)")
     args = parser.parse_args()
@@ -77,14 +87,16 @@ def main() -> None:
     seconds = {}
     with tempfile.TemporaryDirectory(prefix="hwadapt-bench-") as tmp:
         desktop_lut, android_lut = Path(tmp) / "desktop.parquet", Path(tmp) / "android.parquet"
+        again_lut = Path(tmp) / "desktop_again.parquet"
         seconds["desktop"] = build("litert-cpu", desktop_lut, args, clock="wall")
         with LoopbackDevice(port=0) as device:
             seconds["android"] = build("android-cpu", android_lut, args, device=f"tcp:{device.serial}",
                                        energy_secs=0)
-        rows = compare(load_lut(desktop_lut)[1], load_lut(android_lut)[1])
+        build("litert-cpu", again_lut, args, clock="wall")
+        rows = compare(*(load_lut(path)[1] for path in (desktop_lut, android_lut, again_lut)))
     rows.to_csv(args.out / "rows.csv", index=False)
-    Console().print(summary_table(rows, seconds))
-    print(f"wrote {args.out / 'rows.csv'} ({len(rows)} rows)")
+    Console(width=120).print(summary_table(rows, seconds))
+    print(f"host load average {os.getloadavg()[0]:.2f}; wrote {args.out / 'rows.csv'} ({len(rows)} rows)")
 
 
 if __name__ == "__main__":

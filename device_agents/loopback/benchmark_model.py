@@ -59,6 +59,11 @@ def _error(message: str) -> None:
     print(f"ERROR: {message}", file=sys.stderr, flush=True)
 
 
+def _now_us() -> int:
+    """Whole microseconds, as the stock tool's ``NowMicros()``: differences are unbiased."""
+    return time.perf_counter_ns() // 1000
+
+
 def _timed_runs(invoke, min_runs: int, min_secs: float, max_secs: float) -> list[int]:
     _info(f"Running benchmark for at least {min_runs} iterations and at least {min_secs:g} seconds "
           f"but terminate if exceeding {max_secs:g} seconds.")
@@ -66,9 +71,9 @@ def _timed_runs(invoke, min_runs: int, min_secs: float, max_secs: float) -> list
     start = time.perf_counter()
     while (len(samples) < min_runs or time.perf_counter() - start < min_secs) \
             and time.perf_counter() - start <= max_secs:
-        begin = time.perf_counter_ns()
+        begin = _now_us()
         invoke()
-        samples.append((time.perf_counter_ns() - begin) // 1000)
+        samples.append(_now_us() - begin)
     _info(format_stat(samples) + "\n")
     return samples
 
