@@ -7,7 +7,9 @@ and trainings inside resume from their per-epoch checkpoints):
 - ``memory``: peak memory and time per step of one training step of a single fixed path
   (the largest member, k7 e6 everywhere, as a plain network) vs the supernet's search
   steps (a sampled-path weight step, plus a two-path architecture step every
-  ``arch_every`` steps), each configuration in a fresh subprocess. Memory is the
+  ``arch_every`` steps) with uniform path probabilities (``supernet_search``) and with
+  the largest path made near-certain (``supernet_largest``: the same path as the plain
+  network, its worst case), each configuration in a fresh subprocess. Memory is the
   process's resident set (VmHWM after resetting it through /proc/self/clear_refs), with
   glibc told to return large blocks at once so RSS tracks live tensors. ``step`` is the
   peak during a step above the resident set before it (activations and transients);
@@ -34,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 DEFAULT_DATA = "cifar10:" + str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
-MEMORY_KINDS = ("one_path", "supernet_search")
+MEMORY_KINDS = ("one_path", "supernet_search", "supernet_largest")
 
 
 # -- memory (runs in a subprocess per configuration) ------------------------------
@@ -81,7 +83,11 @@ def memory_worker(kind: str, lut: str, batch: int, steps: int, width: float) -> 
             loss.backward()
             optimizer.step()
     else:
-        searcher = Searcher(SuperNet(space), table, None, config)
+        supernet = SuperNet(space)
+        if kind == "supernet_largest":
+            for alpha, names in zip(supernet.alphas, supernet.choices):
+                alpha.data[names.index("k7e6")] = 30.0
+        searcher = Searcher(supernet, table, None, config)
         generator = torch.Generator().manual_seed(0)
 
         def step(i: int) -> None:
@@ -109,7 +115,7 @@ def memory_section(args, out: Path) -> pd.DataFrame:
     for kind in MEMORY_KINDS:
         command = [sys.executable, __file__, "--memory-worker", kind, "--lut", str(args.lut),
                    "--memory-batch", str(args.memory_batch), "--memory-steps", str(args.memory_steps),
-                   "--width", str(args.width)]
+                   "--width", str(args.memory_width)]
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     frame = pd.DataFrame(rows)
@@ -232,6 +238,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--baseline-widths", nargs="+", type=float, default=[0.35, 0.5, 0.75, 1.0])
     parser.add_argument("--memory-batch", type=int, default=64)
     parser.add_argument("--memory-steps", type=int, default=6)
+    parser.add_argument("--memory-width", type=float, default=1.0)
     parser.add_argument("--memory-worker", choices=MEMORY_KINDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.lut = args.lut or args.out / "ort-cpu_proxyless_32.parquet"

@@ -27,7 +27,7 @@ def test_space_shape_and_candidates():
     positions = SPACE.positions()
     assert len(positions) == 2 * 5 + 1
     for p in positions:
-        assert (SKIP in p.choices()) == (p.stride == 1 and p.cin == p.out)
+        assert (SKIP in p.choices()) == p.inner == (p.stride == 1 and p.cin == p.out)
         assert len(p.choices()) in (6, 7)
     assert build("proxyless", resolution=32, num_classes=10).meta["choices"] == ["k3e6"] * 16
     kinds = {(op.kind, op.kernel) for op in space_ops(SPACE)}

@@ -42,15 +42,17 @@ def parse_choice(name: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Position:
-    """One searchable block: its input width, output width and stride."""
+    """One searchable block: its input width, output width and stride. ``inner`` blocks
+    (all but a stage's first) keep the shape: they have the residual and may be skipped."""
 
     cin: int
     out: int
     stride: int
+    inner: bool
 
     @property
     def can_skip(self) -> bool:
-        return self.stride == 1 and self.cin == self.out
+        return self.inner
 
     def choices(self) -> tuple[str, ...]:
         return tuple(c for c in choice_names() if c != SKIP or self.can_skip)
@@ -62,7 +64,8 @@ class Position:
                                 f"stride {self.stride})")
             return Block("skip", self.out)
         kernel, expansion = parse_choice(choice)
-        return Block("mbconv", self.out, kernel=kernel, stride=self.stride, mid=self.cin * expansion)
+        return Block("mbconv", self.out, kernel=kernel, stride=self.stride, mid=self.cin * expansion,
+                     residual=self.inner)
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class ProxylessSpace:
     def stem(self) -> tuple[Block, Block]:
         stem = make_divisible(32 * self.width)
         return (Block("conv", stem, kernel=3, stride=2),
-                Block("mbconv", make_divisible(16 * self.width), kernel=3, stride=1, mid=0))
+                Block("mbconv", make_divisible(16 * self.width), kernel=3, stride=1, mid=0, residual=False))
 
     def head(self) -> Block:
         return Block("conv", make_divisible(1280 * max(1.0, self.width)), kernel=1, stride=1)
@@ -100,7 +103,7 @@ class ProxylessSpace:
             count = repeats if self.depth is None or last_stage else self.depth
             width = make_divisible(channels * self.width)
             for r in range(count):
-                out.append(Position(cin, width, stride if r == 0 else 1))
+                out.append(Position(cin, width, stride if r == 0 else 1, inner=r > 0))
                 cin = width
         return out
 
@@ -140,23 +143,11 @@ class ProxylessSpace:
 
 
 def space_ops(space: ProxylessSpace) -> list[Op]:
-    """The union of the operators of every candidate at every position (the LUT's rows).
-
-    A residual add is included at every feature-map size: at narrower width multipliers a
-    block whose widths coincide by rounding (e.g. the fixed first block at width 0.25)
-    gains a residual that the full-width network does not have.
-    """
+    """The union of the operators of every candidate at every position (the LUT's rows)."""
     seen: dict[tuple, Op] = {}
     for choice in choice_names():
         for op in lower(space.uniform(choice)):
             seen.setdefault((op.kind, op.cin, op.cout, op.size, op.kernel, op.stride, op.act), op)
-    widest: dict[int, int] = {}
-    for op in seen.values():
-        if op.kind in ("conv", "dwconv"):
-            widest[op.out_size] = max(widest.get(op.out_size, 0), op.cout)
-    for size, channels in widest.items():
-        seen.setdefault(("add", channels, channels, size, 1, 1, "none"),
-                        Op("add", channels, channels, size, role="add", inputs=(-1, -2)))
     return list(seen.values())
 
 
