@@ -126,7 +126,7 @@ def fit(net: Net, splits: Splits, config: TrainConfig, out: str | Path, *, ident
     out = Path(out)
     identity = {"arch": net.arch.to_dict(), "config": asdict(config), **(identity or {})}
     resumed, extra = _resume_state(out, identity)
-    optimizer = make_optimizer(resumed or net, config)
+    optimizer = make_optimizer(net, config)
     if resumed is not None:
         net.load_state_dict(resumed.state_dict())
         optimizer.load_state_dict(extra["optimizer"])

@@ -1,0 +1,96 @@
+"""Training: learning on digits, cosine schedule, resuming, refusing another run's directory."""
+import json
+
+import pytest
+import torch
+
+from hwadapt.arch import build
+from hwadapt.data import load_dataset
+from hwadapt.materialize.torch_net import Net, load_checkpoint
+from hwadapt.train import TrainConfig, evaluate, finetune, fit
+from hwadapt.train.loop import TrainError, cosine
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", 32)
+
+
+def _net(seed: int = 0) -> Net:
+    torch.manual_seed(seed)
+    return Net(build("mobilenet_v1", width=0.25, resolution=32, num_classes=10))
+
+
+def test_cosine_schedule_runs_from_base_to_zero():
+    assert cosine(0.1, 0, 100) == pytest.approx(0.1)
+    assert cosine(0.1, 50, 100) == pytest.approx(0.05)
+    assert cosine(0.1, 100, 100) == pytest.approx(0.0)
+
+
+def test_a_few_epochs_learn_digits(digits, tmp_path):
+    torch.set_num_threads(1)
+    net = _net()
+    before = evaluate(net, digits.holdout, digits)
+    summary = fit(net, digits, TrainConfig(epochs=5, lr=0.1, batch_size=64), tmp_path / "run")
+    assert summary["complete"] and len(summary["history"]) == 5
+    assert summary["holdout_accuracy"] > max(0.5, before + 0.3)
+    reloaded, extra = load_checkpoint(tmp_path / "run")
+    assert evaluate(reloaded, digits.test, digits) == pytest.approx(summary["test_accuracy"])
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["complete"]
+
+
+def test_resumed_training_equals_uninterrupted(digits, tmp_path):
+    torch.set_num_threads(1)
+    config = TrainConfig(epochs=2, lr=0.05, batch_size=128)
+    straight = _net()
+    fit(straight, digits, config, tmp_path / "straight")
+
+    first = _net()
+    with pytest.raises(_Interrupt):
+        fit(first, digits, config, tmp_path / "resumed", progress=_InterruptAfter(steps=_steps(digits, 128) + 1))
+    resumed = _net(seed=123)  # different init: everything must come from the checkpoint
+    fit(resumed, digits, config, tmp_path / "resumed")
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def _steps(digits, batch_size):
+    return -(-len(digits.train) // batch_size)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _InterruptAfter:
+    """A progress stand-in that raises (like Ctrl-C) after a number of training steps."""
+
+    def __init__(self, steps: int) -> None:
+        self.left = steps
+
+    def add_task(self, *args, **kwargs):
+        return 0
+
+    def update(self, task, advance: int = 0, **kwargs) -> None:
+        self.left -= advance
+        if self.left <= 0:
+            raise _Interrupt
+
+
+def test_other_runs_are_not_overwritten(digits, tmp_path):
+    fit(_net(), digits, TrainConfig(epochs=1, batch_size=256), tmp_path / "run")
+    with pytest.raises(TrainError, match="different training run"):
+        fit(_net(), digits, TrainConfig(epochs=2, batch_size=256), tmp_path / "run")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(TrainError, match="not a training run"):
+        fit(_net(), digits, TrainConfig(epochs=1), tmp_path / "other")
+
+
+def test_finetune_runs_the_given_steps(digits):
+    net = _net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    loss = finetune(net, digits, 3, lr=0.01, config=TrainConfig(batch_size=32), seed=0)
+    assert loss == loss  # not NaN
+    assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert int(net.blocks[0].conv.bn.num_batches_tracked) == 3
