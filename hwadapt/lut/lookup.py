@@ -31,7 +31,9 @@ class ShapeTable:
             try:
                 grid = np.array([[values[(ci, co)] for co in self.cout] for ci in self.cin])
             except KeyError as exc:
-                raise LutError(f"LUT grid of {key} is incomplete (missing {exc.args[0]}); "
+                cin, cout = map(int, exc.args[0])
+                raise LutError(f"LUT grid of {key[0]} at {key[1]}px k{key[2]} s{key[3]} is incomplete "
+                               f"(no {cin}->{cout} entry); "
                                "re-run `hwadapt profile` with the same --out to finish it") from exc
             axes = (self.cin, self.cout)
         self.diagonal = diagonal
