@@ -128,8 +128,8 @@ def iterate(state: dict, splits: Splits, predict: Predict, config: AdaptConfig, 
     proposals = (propose(current.arch, target, predict, config.granularity)
                  or single_steps(current.arch, current_ms, predict, config.granularity))
     if not proposals:
-        return _stop(state, run, "unreachable", f"budget {config.budget_ms:.3f} ms unreachable: every channel group "
-                     f"is at its minimum width; stopped at {current_ms:.3f} ms")
+        return _stop(state, run, "unreachable", f"budget {config.budget_ms:.3f} ms unreachable: no channel group can "
+                     f"be narrowed further (minimum width {config.granularity}); stopped at {current_ms:.3f} ms")
     task = progress.add_task(f"iteration {iteration}: {current_ms:.3f} -> {target:.3f} ms",
                              total=len(proposals), status="") if progress else None
     results = []

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from hwadapt.arch import Arch, set_widths, width_groups
 
 Predict = Callable[[Arch], float]
@@ -52,16 +54,9 @@ def propose(arch: Arch, target_ms: float, predict: Predict, granularity: int = 8
 
 
 def single_steps(arch: Arch, current_ms: float, predict: Predict, granularity: int = 8) -> list[Proposal]:
-    """When no group can meet the target alone: each group's next smaller width that is
-    predicted faster than the current network."""
-    proposals = []
-    for group in width_groups(arch):
-        for width, shrunk in _candidates(arch, group.name, group.width(arch), granularity):
-            predicted = predict(shrunk)
-            if predicted < current_ms:
-                proposals.append(Proposal(group.name, width, shrunk, predicted))
-            break
-    return proposals
+    """When no group can meet the target alone: each group's widest smaller width that is
+    predicted faster than the current network at all."""
+    return propose(arch, np.nextafter(current_ms, -np.inf), predict, granularity)
 
 
 def minimum_widths(arch: Arch, granularity: int = 8) -> Arch:

@@ -123,6 +123,8 @@ def fit(net: Net, splits: Splits, config: TrainConfig, out: str | Path, *, ident
     Re-running with the same arguments resumes after the last finished epoch (or returns at
     once when training is complete). Returns the summary written to ``out/train.json``.
     """
+    if config.epochs < 1:
+        raise TrainError(f"epochs must be at least 1, got {config.epochs}")
     out = Path(out)
     identity = {"arch": net.arch.to_dict(), "config": asdict(config), **(identity or {})}
     resumed, extra = _resume_state(out, identity)
