@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -50,13 +49,14 @@ def build(backend: str, out: Path, args: argparse.Namespace, **options) -> float
 def compare(desktop: pd.DataFrame, android: pd.DataFrame, desktop_again: pd.DataFrame) -> pd.DataFrame:
     """Per row: loopback / desktop, and desktop-again / desktop (the host's noise floor)."""
     merged = desktop.merge(android, on=ROW_KEY, suffixes=("_desktop", "_android"))
+    merged["probe_ratio"] = merged["probe_ms_android"] / merged["probe_ms_desktop"]
     merged = merged.merge(desktop_again[ROW_KEY + ["ms", "raw_ms"]].rename(
         columns={"ms": "ms_desktop_again", "raw_ms": "raw_ms_desktop_again"}), on=ROW_KEY)
     merged["ratio"] = merged["ms_android"] / merged["ms_desktop"]
     merged["raw_ratio"] = merged["raw_ms_android"] / merged["raw_ms_desktop"]
     merged["noise_ratio"] = merged["ms_desktop_again"] / merged["ms_desktop"]
     return merged[ROW_KEY[:-1] + ["ms_desktop", "ms_android", "ms_desktop_again", "ratio", "raw_ratio",
-                                  "noise_ratio"]]
+                                  "noise_ratio", "probe_ms_desktop", "probe_ms_android", "probe_ratio"]]
 
 
 def _spread(values: pd.Series) -> list[str]:
@@ -85,17 +85,21 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     seconds = {}
-    with tempfile.TemporaryDirectory(prefix="hwadapt-bench-") as tmp:
-        desktop_lut, android_lut = Path(tmp) / "desktop.parquet", Path(tmp) / "android.parquet"
-        again_lut = Path(tmp) / "desktop_again.parquet"
-        seconds["desktop"] = build("litert-cpu", desktop_lut, args, clock="wall")
-        with LoopbackDevice(port=0) as device:
-            seconds["android"] = build("android-cpu", android_lut, args, device=f"tcp:{device.serial}",
-                                       energy_secs=0)
-        build("litert-cpu", again_lut, args, clock="wall")
-        rows = compare(*(load_lut(path)[1] for path in (desktop_lut, android_lut, again_lut)))
+    luts = {name: args.out / f"{name}.parquet" for name in ("desktop", "android", "desktop_again")}
+    for path in luts.values():  # a fresh measurement each time, never a resumed table
+        for stale in (path, path.with_suffix(".json"), path.with_suffix(".journal.jsonl")):
+            stale.unlink(missing_ok=True)
+    seconds["desktop"] = build("litert-cpu", luts["desktop"], args, clock="wall")
+    with LoopbackDevice(port=0) as device:
+        seconds["android"] = build("android-cpu", luts["android"], args, device=f"tcp:{device.serial}",
+                                   energy_secs=0)
+    build("litert-cpu", luts["desktop_again"], args, clock="wall")
+    tables = [load_lut(path) for path in luts.values()]
+    rows = compare(*(frame for _, frame in tables))
+    references = ", ".join(f"{name} {meta.reference_ms:.4f}" for name, (meta, _) in zip(luts, tables))
     rows.to_csv(args.out / "rows.csv", index=False)
     Console(width=120).print(summary_table(rows, seconds))
+    print(f"probe reference levels (ms): {references}")
     print(f"host load average {os.getloadavg()[0]:.2f}; wrote {args.out / 'rows.csv'} ({len(rows)} rows)")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +16,10 @@ from hwadapt.errors import HwadaptError
 
 device_app = typer.Typer(no_args_is_help=True, help="A loopback ADB device to try the phone path without a phone.")
 app.add_typer(device_app, name="device")
+
+
+def _stop_on_sigterm(*_args: object) -> None:
+    raise KeyboardInterrupt  # stop as Ctrl-C does, removing the device's temporary folders
 
 
 @device_app.command("serve")
@@ -41,6 +46,7 @@ def serve(port: int = typer.Option(15037, help="TCP port (avoid 5555-5585: adb p
                   "battery, thermal and CPU-frequency readings are SIMULATED (no phone here)\n"
                   f"use: hwadapt devices --tcp {device.serial}   |   --device tcp:{device.serial}   |   "
                   f"adb connect {device.serial}\nCtrl-C stops it.", highlight=False)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         device.serve_forever()
     except KeyboardInterrupt:
