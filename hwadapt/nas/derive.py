@@ -76,14 +76,13 @@ class Calibration:
 
 
 def calibrated_member(table: LatencyTable, log_probs: list[list[float]], choices: list[int], target_ms: float,
-                      measure: Callable[[list[int]], float], *, tolerance: float, rounds: int = 3
+                      measure: Callable[[list[int]], float], *, tolerance: float, rounds: int = 4
                       ) -> tuple[Adjustment, list[Calibration]]:
     """Adjust, measure, and re-aim at ``target * predicted / measured`` until the measured
-    latency is within ``tolerance`` of the target (at most ``rounds`` measurements).
+    latency is within half the ``tolerance`` of the target (at most ``rounds`` measurements).
 
-    The prediction is aimed inside half the tolerance, leaving the other half for
-    measurement noise. Returns the adjustment measured closest to the target and every
-    round's figures.
+    Half the tolerance is left for the noise of the final measurement. Returns the
+    adjustment measured closest to the target and every round's figures.
     """
     aim, history, best = target_ms, [], None
     for _ in range(rounds):
@@ -92,7 +91,7 @@ def calibrated_member(table: LatencyTable, log_probs: list[list[float]], choices
         history.append(Calibration(aim, adjustment.predicted_ms, measured, len(adjustment.swaps)))
         if best is None or abs(measured - target_ms) < abs(best[1] - target_ms):
             best = (adjustment, measured)
-        if abs(measured - target_ms) <= tolerance * target_ms:
+        if abs(measured - target_ms) <= tolerance / 2 * target_ms:
             break
         aim = target_ms * adjustment.predicted_ms / measured
     return best[0], history

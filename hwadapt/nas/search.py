@@ -181,7 +181,7 @@ def _resume(searcher: Searcher, out: Path, identity: dict) -> None:
 
 
 def _write_summary(out: Path, identity: dict, searcher: Searcher, *, complete: bool) -> dict:
-    probabilities = [[round(float(p), 4) for p in probs] for probs in searcher.net.probabilities()]
+    probabilities = [[round(float(p), 4) for p in probs.detach()] for probs in searcher.net.probabilities()]
     summary = {"identity": identity, "complete": complete, "history": searcher.history,
                "choices": searcher.net.choices, "probabilities": probabilities}
     tmp = out / (SUMMARY_FILE + ".tmp")
