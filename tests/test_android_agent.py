@@ -46,7 +46,7 @@ def test_agent_measures_and_cleans_up(device, key, model):
         fingerprint = agent.fingerprint()
         assert fingerprint["device"] == "Loopback Device" and fingerprint["abi"]
         assert fingerprint["backend"] == "android-cpu" and fingerprint["delegate"] == "xnnpack"
-        assert len(fingerprint["benchmark_model_sha256"]) == 16 and fingerprint["taskset"]
+        assert len(fingerprint["runtime_version"]) == len("sha256:") + 16 and fingerprint["taskset"]
         session = agent.open(model)
         pushed = list(device.sandbox.glob("hwadapt-*/*"))
         assert [p.name for p in pushed] == [f"1_{NASTY_NAME}"]

@@ -53,5 +53,5 @@ def test_lut_fingerprint_names_the_phone(tmp_path, backend):
     with LoopbackDevice(port=0) as device, make_agent(backend, device=f"tcp:{device.serial}",
                                                       key_path=key) as agent:
         fingerprint = agent.fingerprint()
-    for field in ("device", "soc", "abi", "android", "threads", "delegate", "taskset", "benchmark_model_sha256"):
+    for field in ("device", "soc", "abi", "android", "threads", "delegate", "taskset", "runtime_version"):
         assert fingerprint[field] not in ("", None), field

@@ -133,7 +133,7 @@ class AndroidAgent(DeviceAgent):
     def fingerprint(self) -> dict[str, Any]:
         info = {key: self.props.get(prop, "") for key, prop in FINGERPRINT_PROPS.items()}
         return {**info, "backend": self.backend, "runtime": "tflite benchmark_model",
-                "benchmark_model_sha256": self.benchmark_identity(), "threads": self.threads,
+                "runtime_version": f"sha256:{self.benchmark_identity()}", "threads": self.threads,
                 "delegate": "gpu" if self.use_gpu else "xnnpack", "taskset": self.taskset_mask or "none"}
 
     def open(self, model_path: Path) -> ModelSession:

@@ -80,6 +80,8 @@ class HardwareSimulation:
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)  # no write may recreate files after the device is removed
 
     def _write(self, relative: str, value: object) -> None:
         path = self.sys_root / relative
