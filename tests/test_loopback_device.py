@@ -147,3 +147,15 @@ def test_accepting_the_prompt_stores_the_key(tmp_path, adb_key):
         assert connection.shell("echo ok")[0].strip() == "ok"
         connection.close()
     assert AuthorizedKeys(tmp_path / "adb_keys").keys  # remembered for the next connection
+
+
+def test_cli_lists_the_loopback_device_and_refuses_a_busy_port(device):
+    from typer.testing import CliRunner
+
+    from hwadapt.cli.main import app
+
+    runner = CliRunner()
+    listing = runner.invoke(app, ["devices", "--tcp", device.serial])
+    assert listing.exit_code == 0 and "Loopback Device" in listing.output and "device" in listing.output
+    busy = runner.invoke(app, ["device", "serve", "--port", str(device.port)])
+    assert busy.exit_code == 1 and "cannot listen on" in busy.output
