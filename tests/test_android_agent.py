@@ -106,6 +106,7 @@ def test_missing_or_broken_benchmark_binary(key, model, tmp_path):
         (dev.sandbox / "benchmark_model").unlink()
         with pytest.raises(BenchmarkToolError, match="no benchmark_model at /data/local/tmp/benchmark_model"):
             _agent(dev, key)
+        assert not list(dev.sandbox.glob("hwadapt-*"))  # a failed start leaves nothing behind
         with pytest.raises(BenchmarkToolError, match="not found"):
             _agent(dev, key, benchmark_binary=tmp_path / "nope")
         (dev.sandbox / "benchmark_model").write_text("#!/bin/sh\necho hi\n")

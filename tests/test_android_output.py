@@ -11,7 +11,7 @@ from device_agents.android.benchmark_output import check_gpu_applied, parse_benc
 from device_agents.android.connection import parse_device, usb_serials
 from device_agents.android.energy import PowerSamples, charging_reason, energy_per_inference_mj, parse_samples
 from device_agents.android.errors import BenchmarkOutputError, DeviceNotFound, GpuDelegateUnavailable
-from device_agents.android.hygiene import CoolDown, DeviceState, fastest_cluster_mask, parse_state
+from device_agents.android.hygiene import CoolDown, DeviceState, fastest_cores_mask, parse_state
 from device_agents.loopback.benchmark_model import format_stat
 
 REAL_LOG = """INFO: The input model file size (MB): 4.56118
@@ -110,8 +110,11 @@ def test_thermal_and_cpufreq_state():
                         "F 4 2000000 2000000 2800000\nF 5 2000000 2400000 2800000\n")
     assert state.zones_c == {"cpu-0-0": 48.5, "battery": 31.2}
     assert state.temperature_c == 48.5
-    cpus, mask = fastest_cluster_mask(state)
-    assert cpus == [4, 5] and mask == "30"
+    assert fastest_cores_mask(state, 2) == ([4, 5], "30")
+    assert fastest_cores_mask(state, 3) == ([0, 4, 5], "31")
+    prime = parse_state("F 0 1 1 1800\nF 1 1 1 1800\nF 2 1 1 2400\nF 3 1 1 2400\nF 4 1 1 3000\n")
+    assert fastest_cores_mask(prime, 1) == ([4], "10")
+    assert fastest_cores_mask(prime, 2) == ([2, 3, 4], "1c")
     assert state.throttled([4, 5]) and not state.throttled([0])
 
 

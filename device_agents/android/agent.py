@@ -88,12 +88,14 @@ class AndroidAgent(DeviceAgent):
         self.workdir = f"{DATA_DIR}/hwadapt-{uuid.uuid4().hex[:8]}"
         self.run_ok(f"mkdir -p {shlex.quote(self.workdir)}")
         self.pushed = 0
-        self.benchmark_path = self.install_benchmark(benchmark_binary)
+        try:
+            self.benchmark_path = self.install_benchmark(benchmark_binary)
+        except BaseException:
+            self.close()  # leave nothing behind on the phone
+            raise
         self.cooldown = hygiene.CoolDown(self.read_state, margin_c=cool_margin_c, max_wait_s=max_cooldown_s)
-        self.cpus, auto_mask = hygiene.fastest_cluster_mask(self.read_state())
+        self.cpus, auto_mask = hygiene.fastest_cores_mask(self.read_state(), threads)
         self.taskset_mask = auto_mask if taskset == "auto" else taskset
-        if self.taskset_mask and self.cpus and threads > len(self.cpus) and taskset == "auto":
-            log.warning("%d threads on %d pinned cores", threads, len(self.cpus))
 
     def describe(self) -> str:
         return f"{self.props.get('ro.product.model', 'device')} ({self.conn.spec})"

@@ -70,13 +70,17 @@ def parse_state(text: str) -> DeviceState:
     return state
 
 
-def fastest_cluster_mask(state: DeviceState) -> tuple[list[int], str]:
-    """CPUs with the highest hardware max frequency (the big cores) and their taskset mask."""
-    if not state.cpus:
-        return [], ""
-    top = max(freq.hw_max_khz for freq in state.cpus.values())
-    cpus = sorted(c for c, freq in state.cpus.items() if freq.hw_max_khz == top)
-    return cpus, format(sum(1 << c for c in cpus), "x")
+def fastest_cores_mask(state: DeviceState, threads: int) -> tuple[list[int], str]:
+    """The fastest clusters (by ``cpuinfo_max_freq``) holding at least ``threads`` cores, and
+    their taskset mask: on a prime + big + little phone, 1 thread gets the prime core and 4
+    threads the prime and big cores."""
+    chosen: list[int] = []
+    for top in sorted({freq.hw_max_khz for freq in state.cpus.values()}, reverse=True):
+        chosen += [c for c, freq in state.cpus.items() if freq.hw_max_khz == top]
+        if len(chosen) >= threads:
+            break
+    chosen.sort()
+    return chosen, format(sum(1 << c for c in chosen), "x") if chosen else ""
 
 
 @dataclass
