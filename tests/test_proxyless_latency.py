@@ -117,3 +117,24 @@ def test_calibration_corrects_a_biased_lut(table):
     adjustment, rounds = calibrated_member(table, log_probs, start, target, measure, tolerance=0.05)
     assert abs(measure(adjustment.choices) - target) <= 0.025 * target
     assert len(rounds) == 2 and rounds[0].measured_ms > target * 1.05
+
+
+def test_architecture_steps_follow_the_latency_loss():
+    """With a strong latency weight, architecture steps move the expected latency down to
+    the target: the latency gradient reaches the logits through Adam and the rescaling."""
+    from hwadapt.nas.search import Searcher, SearchConfig
+    from hwadapt.nas.supernet import SuperNet
+
+    torch.manual_seed(0)
+    space = ProxylessSpace(resolution=16, num_classes=4, width=0.25, depth=2)
+    table = latency_table(OpCostPredictor(), space)
+    low, high = table.of(table.fastest()), table.of(table.slowest())
+    config = SearchConfig(target_ms=low + 0.1 * (high - low), loss_form="add", lam=20.0, arch_lr=0.05)
+    searcher = Searcher(SuperNet(space), table, None, config)
+    start = float(table.expected(searcher.net.probabilities()).detach())
+    x, y = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        searcher.arch_step(x, y, generator)
+    end = float(table.expected(searcher.net.probabilities()).detach())
+    assert end < start - 0.5 * (start - config.target_ms)

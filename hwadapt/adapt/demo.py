@@ -30,12 +30,12 @@ DEMO_PLAN = MeasurePlan(round_ms=5.0, min_rounds=4, max_rounds=10, rel_tol=0.01,
 @dataclass(frozen=True)
 class DemoSettings:
     family: str = "mobilenet_v1"
-    width: float = 0.25
+    width: float = 0.5
     resolution: int = 32
     epochs: int = 15
     budget_ratio: float = 0.5
     batch_size: int = 64
-    calibration_models: int = 8
+    calibration_models: int = 16
 
 
 def run_demo(settings: DemoSettings, out: Path, run_adapt, run_baseline) -> None:

@@ -176,7 +176,7 @@ def run_baseline(family: str, multipliers: list[float], splits, config: TrainCon
 @app.command()
 @friendly_errors
 def demo(out: Path = typer.Option(Path("hwadapt-demo"), help="Output directory (re-run to resume)."),
-         family: str = typer.Option("mobilenet_v1"), width: float = typer.Option(0.25),
+         family: str = typer.Option("mobilenet_v1"), width: float = typer.Option(0.5),
          resolution: int = typer.Option(32), epochs: int = typer.Option(15, help="Base training epochs."),
          budget_ratio: float = typer.Option(0.5, help="Budget as a fraction of the base latency."),
          threads: int = typer.Option(1)) -> None:

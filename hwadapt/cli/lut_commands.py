@@ -28,7 +28,7 @@ def profile(
     out: Path = typer.Option(..., help="Output LUT (.parquet; a .json sidecar is written beside it)."),
     threads: int = typer.Option(1, help="Inference threads."),
     num_classes: int = typer.Option(10, help="Classifier outputs of the networks to price."),
-    calibration_models: int = typer.Option(24, help="Whole random-width networks measured to calibrate."),
+    calibration_models: int = typer.Option(40, help="Whole random-width networks measured to calibrate."),
     device: str = typer.Option(None, help="Android device: usb:SERIAL or tcp:HOST:PORT."),
     benchmark_binary: Path = typer.Option(None, help="benchmark_model binary to push to the phone."),
     clock: str = typer.Option("auto", help="Desktop timing clock: auto (thread CPU clock for 1 thread), thread, wall."),

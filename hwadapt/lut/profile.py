@@ -61,9 +61,12 @@ def model_row_key(arch: Arch) -> dict[str, Any]:
 
 
 def calibration_archs(family: str, resolution: int, num_classes: int, count: int, seed: int) -> list[Arch]:
+    """The base network and random-width members; every other one may shrink any group
+    down to 8 channels, so the fit also holds where NetAdapt takes a network."""
     base = build(family, resolution=resolution, num_classes=num_classes)
     archs = [base]
-    archs += [random_widths(base, np.random.default_rng([seed, CALIBRATION_STREAM, i])) for i in range(count - 1)]
+    archs += [random_widths(base, np.random.default_rng([seed, CALIBRATION_STREAM, i]), low=0.25 if i % 2 else 0.0)
+              for i in range(count - 1)]
     return archs[:count]
 
 
@@ -127,7 +130,7 @@ def _start(agent: DeviceAgent, path: Path, meta: LutMeta) -> tuple[LutMeta, list
 
 
 def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | Path, *,
-              num_classes: int = 10, calibration_models: int = 24, seed: int = 0,
+              num_classes: int = 10, calibration_models: int = 40, seed: int = 0,
               plan: MeasurePlan | None = None, batch_size: int = 12, show_progress: bool = True) -> LutMeta:
     """Measure (or finish measuring) the LUT of ``family`` at ``resolution`` on ``agent``."""
     from hwadapt.lut.calibrate import fit_calibration
