@@ -1,0 +1,144 @@
+"""NetAdapt vs the width-multiplier baseline on CIFAR-10 (32 px), measured on ORT-CPU.
+
+Stages (each resumes when re-run with the same arguments and --out):
+  1. LUT of the family at 32 px on ort-cpu, 1 thread (``build_lut``), unless --lut;
+  2. base network trained for --epochs;
+  3. NetAdapt to --budget-ratio x the base's predicted latency (short-term fine-tunes of
+     --short-steps steps, long-term fine-tune of --long-epochs epochs);
+  4. width-multiplier baseline, each network trained from scratch for as many epochs as
+     the NetAdapt result had in total (pretraining + its path's short-term steps + long-term);
+  5. the table: measured latency, test accuracy, and the measured speedup of the NetAdapt
+     result over the baseline interpolated to the same test accuracy.
+
+Prints the table and writes results.csv, timings.json and pareto.png under --out.
+
+    python benchmarks/netadapt_cifar10.py --data /path/to/cifar10-jpeg.tar.gz \\
+        --out benchmarks/results/netadapt_cifar10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from device_agents import make_agent
+from hwadapt.adapt.baseline import matched_epochs, parse_multipliers
+from hwadapt.adapt.netadapt import AdaptConfig
+from hwadapt.adapt.plot import pareto_png
+from hwadapt.arch import build
+from hwadapt.cli.adapt_commands import run_adapt, run_baseline
+from hwadapt.data import load_dataset
+from hwadapt.lut.predictor import LatencyPredictor
+from hwadapt.lut.profile import build_lut
+from hwadapt.materialize.torch_net import Net
+from hwadapt.train import TrainConfig, fit, make_progress
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="CIFAR-10 folder or .tar.gz (train/<class>, test/<class>)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/netadapt_cifar10"))
+    parser.add_argument("--family", default="mobilenet_v1")
+    parser.add_argument("--width", type=float, default=1.0, help="width multiplier of the base network")
+    parser.add_argument("--lut", type=Path, help="an existing LUT (else one is profiled into --out)")
+    parser.add_argument("--epochs", type=int, default=30, help="base training epochs")
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--budget-ratio", type=float, default=0.5)
+    parser.add_argument("--first-step", type=float, default=0.1)
+    parser.add_argument("--decay", type=float, default=0.9)
+    parser.add_argument("--short-steps", type=int, default=100)
+    parser.add_argument("--short-lr", type=float, default=0.01)
+    parser.add_argument("--long-epochs", type=int, default=10)
+    parser.add_argument("--long-lr", type=float, default=0.01)
+    parser.add_argument("--multipliers", default="1.0,0.75,0.5,0.35,0.25",
+                        help="baseline widths, relative to --width")
+    parser.add_argument("--train-subset", type=int, default=0, help="train on this many images (0: all)")
+    parser.add_argument("--threads", type=int, default=1)
+    return parser.parse_args()
+
+
+def speedup_at_equal_accuracy(result: dict, baseline: pd.DataFrame) -> tuple[float, str]:
+    """Baseline latency at the NetAdapt result's test accuracy (linear between baseline points),
+    over the result's latency. Outside the baseline's accuracy range the nearest point is used
+    and the figure is marked as a bound."""
+    ordered = baseline.sort_values("test_accuracy")
+    accuracy, latency = ordered["test_accuracy"].to_numpy(), ordered["measured_ms"].to_numpy()
+    target = result["test_accuracy"]
+    if target > accuracy.max():
+        return float(latency[np.argmax(accuracy)] / result["measured_ms"]), ">="
+    if target < accuracy.min():
+        return float(latency[np.argmin(accuracy)] / result["measured_ms"]), "<="
+    return float(np.interp(target, accuracy, latency) / result["measured_ms"]), "="
+
+
+def main() -> None:
+    args = arguments()
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    def stage(name: str, start: float) -> None:
+        timings[name] = round(time.perf_counter() - start, 1)
+        (args.out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+
+    start = time.perf_counter()
+    lut = args.lut or args.out / f"lut_{args.family}_32.parquet"
+    if args.lut is None:
+        with make_agent("ort-cpu", threads=1) as agent:
+            build_lut(agent, args.family, 32, lut, num_classes=10)
+    predictor = LatencyPredictor.load(lut)
+    stage("lut_s", start)
+
+    start = time.perf_counter()
+    splits = load_dataset(f"cifar10:{args.data}", 32)
+    if args.train_subset:
+        splits = replace(splits, train=splits.train.subset(args.train_subset))
+    data_id = {"data": f"cifar10:{args.data}", "train_subset": args.train_subset}
+    base = Net(build(args.family, width=args.width, resolution=32, num_classes=10))
+    train = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
+    with make_progress() as progress:
+        fit(base, splits, train, args.out / "base", identity=data_id, progress=progress)
+    stage("train_s", start)
+
+    start = time.perf_counter()
+    config = AdaptConfig(budget_ms=args.budget_ratio * predictor.predict_ms(base.arch), first_step=args.first_step,
+                         decay=args.decay, short_steps=args.short_steps, short_lr=args.short_lr,
+                         long_epochs=args.long_epochs, long_lr=args.long_lr, batch_size=args.batch_size)
+    result = run_adapt(base, splits, predictor, config, args.out / "adapt", None,
+                       {**data_id, "lut": str(Path(lut).resolve()), "base": str((args.out / "base").resolve())})
+    stage("netadapt_s", start)
+
+    start = time.perf_counter()
+    epochs = matched_epochs(args.out / "adapt", args.out / "base", splits, args.batch_size)
+    multipliers = [args.width * m for m in parse_multipliers(args.multipliers)]
+    baseline = run_baseline(args.family, multipliers, splits, replace(train, epochs=epochs),
+                            args.out / "baseline", f"cifar10:{args.data}", predictor, args.out / "adapt")
+    stage("baseline_s", start)
+
+    speedup, relation = speedup_at_equal_accuracy(result, baseline)
+    rows = [{"network": "base", "predicted_ms": result["base_predicted_ms"], "measured_ms": result["base_measured_ms"],
+             "test_accuracy": result["base_test_accuracy"]},
+            {"network": "netadapt", "predicted_ms": result["predicted_ms"], "measured_ms": result["measured_ms"],
+             "test_accuracy": result["test_accuracy"]}]
+    rows += [{"network": f"x{m:g}", "predicted_ms": p, "measured_ms": ms, "test_accuracy": a}
+             for m, p, ms, a in baseline[["multiplier", "predicted_ms", "measured_ms", "test_accuracy"]].itertuples(index=False)]
+    table = pd.DataFrame(rows)
+    table.to_csv(args.out / "results.csv", index=False)
+    pareto_png(args.out / "pareto.png", pd.read_csv(args.out / "adapt" / "family.csv"), baseline,
+               result["budget_ms"], title=f"{args.family} x{args.width:g}, CIFAR-10 32 px, ort-cpu")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"budget {result['budget_ms']:.4f} ms (predicted); NetAdapt measured/predicted "
+          f"{result['measured_ms'] / result['predicted_ms']:.3f}; speedup over the base {result['measured_speedup']:.2f}x")
+    print(f"measured speedup over the width-multiplier baseline at equal test accuracy: {relation} {speedup:.2f}x")
+    print(f"wall time (s): {timings}; baseline epochs per network: {epochs}")
+
+
+if __name__ == "__main__":
+    main()
