@@ -129,7 +129,7 @@ def test_architecture_steps_follow_the_latency_loss():
     space = ProxylessSpace(resolution=16, num_classes=4, width=0.25, depth=2)
     table = latency_table(OpCostPredictor(), space)
     low, high = table.of(table.fastest()), table.of(table.slowest())
-    config = SearchConfig(target_ms=low + 0.1 * (high - low), loss_form="add", lam=20.0, arch_lr=0.05)
+    config = SearchConfig(target_ms=low + 0.1 * (high - low), loss_form="add", lam=1e4, arch_lr=0.05)
     searcher = Searcher(SuperNet(space), table, None, config)
     start = float(table.expected(searcher.net.probabilities()).detach())
     x, y = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
