@@ -14,6 +14,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from hwadapt.arch.proxyless import ProxylessSpace
@@ -28,6 +29,13 @@ from hwadapt.nas.supernet import SuperNet
 from hwadapt.train import TrainConfig, fit, make_progress
 
 REPORT_FILE, ARCH_FILE, DERIVE_FILE = "report.json", "arch.json", "derive.json"
+WINDOWS = 3  # separate measurement windows per latency figure; their median is reported
+
+
+def measure_windows(agent, arch, probe, plan: MeasurePlan, net=None) -> list[float]:
+    """The latency of ``arch`` in ``WINDOWS`` separate windows: on a shared host one window
+    can land in a slow phase that the protocol's envelope and probe do not fully remove."""
+    return [measure_arch(agent, arch, net=net, plan=plan, probe=probe).median_ms for _ in range(WINDOWS)]
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,7 @@ def derive(ctx: Context, net: SuperNet, agent, plan: MeasurePlan) -> dict:
     probe = ctx.predictor.probe()
 
     def measure(choices: list[int]) -> float:
-        return measure_arch(agent, net.member(choices), plan=plan, probe=probe).median_ms
+        return float(np.median(measure_windows(agent, net.member(choices), probe, plan)))
 
     target = ctx.job.search.target_ms
     adjustment, rounds = calibrated_member(ctx.table, log_probs, start, target, measure,
@@ -147,19 +155,20 @@ def run(job: SearchJob, plan: MeasurePlan | None = None) -> dict:
             net = run_search(ctx, progress)
             derived = derive(ctx, net, agent, plan)
             member, summary = train_member(ctx, net, derived, progress)
-        measured = measure_arch(agent, member.arch, net=member, plan=plan, probe=ctx.predictor.probe())
+        windows = measure_windows(agent, member.arch, ctx.predictor.probe(), plan, net=member)
     finally:
         agent.close()
-    return write_report(ctx, derived, summary, measured.median_ms)
+    return write_report(ctx, derived, summary, windows)
 
 
-def write_report(ctx: Context, derived: dict, summary: dict, measured_ms: float) -> dict:
-    target = ctx.job.search.target_ms
+def write_report(ctx: Context, derived: dict, summary: dict, windows: list[float]) -> dict:
+    target, measured_ms = ctx.job.search.target_ms, float(np.median(windows))
     history = json.loads((ctx.out / "search" / "search.json").read_text())["history"]
     report = {
         "target_ms": target,
         "predicted_ms": derived["predicted_ms"],
         "measured_ms": measured_ms,
+        "measured_windows_ms": windows,
         "measured_error": (measured_ms - target) / target,
         "within_tolerance": abs(measured_ms - target) <= ctx.job.tolerance * target,
         "tolerance": ctx.job.tolerance,
