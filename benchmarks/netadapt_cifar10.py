@@ -60,6 +60,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--multipliers", default="1.0,0.75,0.5,0.35,0.25",
                         help="baseline widths, relative to --width")
     parser.add_argument("--train-subset", type=int, default=0, help="train on this many images (0: all)")
+    parser.add_argument("--holdout-subset", type=int, default=0,
+                        help="select proposals on this many holdout images (0: all 5000)")
     parser.add_argument("--threads", type=int, default=1)
     return parser.parse_args()
 
@@ -100,7 +102,10 @@ def main() -> None:
     splits = load_dataset(f"cifar10:{args.data}", 32)
     if args.train_subset:
         splits = replace(splits, train=splits.train.subset(args.train_subset))
-    data_id = {"data": f"cifar10:{args.data}", "train_subset": args.train_subset}
+    if args.holdout_subset:
+        splits = replace(splits, holdout=splits.holdout.subset(args.holdout_subset))
+    data_id = {"data": f"cifar10:{args.data}", "train_subset": args.train_subset,
+               "holdout_subset": args.holdout_subset}
     base = Net(build(args.family, width=args.width, resolution=32, num_classes=10))
     train = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
     with make_progress() as progress:

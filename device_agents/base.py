@@ -40,6 +40,9 @@ class DeviceAgent(ABC):
 
     backend: ClassVar[str]
     model_format: ClassVar[str]  # "onnx" or "tflite": the file suffix the agent runs
+    # MeasurePlan fields this target needs: a phone pays a process start per round, so it
+    # fixes the runs per round and takes fewer, longer rounds.
+    plan_overrides: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, threads: int = 1) -> None:
         if threads < 1:

@@ -34,7 +34,9 @@ def test_table_holds_every_planned_key_once(tiny_lut):
     keys = [row_key(r) for r in frame.to_dict("records")]
     assert len(keys) == len(set(keys)) == len(planned)
     assert set(keys) == planned
-    assert meta.reference_ms > 0 and meta.calibration["models"] == 12
+    models = sum(1 for key in planned if key[0] == "model")
+    assert 8 <= models <= 12  # a repeated random draw is measured once
+    assert meta.reference_ms > 0 and meta.calibration["models"] == models
     assert meta.fingerprint["backend"] == "ort-cpu" and meta.fingerprint["threads"] == 1
     assert (frame["ms"] > 0).all()
 

@@ -196,3 +196,12 @@ def test_baseline_trains_and_measures_each_multiplier(lut, tmp_path):
     assert list(frame["multiplier"]) == [1.0, 0.5]
     assert (frame["measured_ms"] > 0).all() and frame["predicted_ms"].iloc[1] < frame["predicted_ms"].iloc[0]
     assert (out / "pareto.png").is_file()
+
+
+def test_baseline_without_a_lut_measures_on_onnx_runtime(tmp_path):
+    out = tmp_path / "baseline"
+    result = runner.invoke(app, ["baseline", "--family", FAMILY, "--multipliers", "0.5", "--data", "digits",
+                                 "--out", str(out), "--epochs", "1", "--resolution", str(RES)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out / "baseline.csv")
+    assert frame["predicted_ms"].isna().all() and (frame["measured_ms"] > 0).all()

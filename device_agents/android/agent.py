@@ -74,6 +74,10 @@ class AndroidAgent(DeviceAgent):
 
     model_format = "tflite"
     use_gpu: ClassVar[bool] = False
+    # each round is one benchmark_model process (which warms up itself): fixed runs, three
+    # repeats, median of their means
+    plan_overrides: ClassVar[dict] = {"fixed_runs": 30, "warmup_runs": 0, "min_rounds": 3, "max_rounds": 3,
+                                      "estimator": "median"}
 
     def __init__(self, threads: int = 1, device: str | None = None, benchmark_binary: Path | None = None,
                  taskset: str | None = "auto", warmup_runs: int = 3, energy_secs: float = 10.0,

@@ -45,10 +45,10 @@ def train_multipliers(family: str, multipliers: list[float], splits: Splits, con
     return rows
 
 
-def measure_baseline(rows: list[dict], predictor) -> pd.DataFrame:
-    """Predicted and measured latency of each baseline network on the LUT's target."""
+def measure_baseline(rows: list[dict], predictor=None) -> pd.DataFrame:
+    """Predicted (with a LUT) and measured latency of each baseline network."""
     for row in rows:
-        row["predicted_ms"] = predictor.predict_ms(Arch.from_dict(row["arch"]))
+        row["predicted_ms"] = predictor.predict_ms(Arch.from_dict(row["arch"])) if predictor else float("nan")
     measure_rows(rows, [row["folder"] for row in rows], predictor)
     frame = pd.DataFrame(rows).drop(columns=["folder"])
     frame["arch"] = [json.dumps(a, separators=(",", ":")) for a in frame["arch"]]

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from device_agents import make_agent
 from hwadapt.adapt.plot import pareto_png
 from hwadapt.adapt.rundir import RunDir, write_json
 from hwadapt.arch import Arch
 from hwadapt.materialize import export
 from hwadapt.materialize.torch_net import load_checkpoint
-from hwadapt.measure import MeasurePlan, measure_archs
+from hwadapt.measure import MeasurePlan, default_probe, measure_archs
 
+DEFAULT_BACKEND = "ort-cpu"
 FAMILY_COLUMNS = ["iteration", "stage", "group", "predicted_ms", "measured_ms", "holdout_accuracy",
                   "test_accuracy", "arch"]
 
@@ -25,13 +27,18 @@ def family_frame(state: dict) -> pd.DataFrame:
     return frame
 
 
-def measure_rows(rows: list[dict], folders: list[Path], predictor, plan: MeasurePlan | None = None) -> None:
-    """Fill ``measured_ms`` of each row: its network, with trained weights, on the LUT's agent,
-    all in one interleaved measurement on the table's time base (its probe)."""
+def measure_rows(rows: list[dict], folders: list[Path], predictor=None, plan: MeasurePlan | None = None) -> None:
+    """Fill ``measured_ms`` of each row: its network, with trained weights, measured in one
+    interleaved batch on the LUT's agent and time base (its probe); without a LUT, on
+    ONNX Runtime (1 thread) against the default probe."""
     nets = [load_checkpoint(folder)[0] for folder in folders]
-    with predictor.make_agent() as agent:
+    if predictor is not None:
+        agent, probe = predictor.make_agent(), predictor.probe()
         predictor.check_target(agent)
-        results = measure_archs(agent, [n.arch for n in nets], nets, plan, predictor.probe())
+    else:
+        agent, probe = make_agent(DEFAULT_BACKEND, threads=1), default_probe(nets[0].arch.resolution)
+    with agent:
+        results = measure_archs(agent, [n.arch for n in nets], nets, plan, probe)
     for row, result in zip(rows, results):
         row["measured_ms"] = result.median_ms
         row["measured_p10_ms"], row["measured_p90_ms"] = result.p10_ms, result.p90_ms

@@ -151,6 +151,7 @@ def long_term(state: dict, splits: Splits, config: AdaptConfig, run: RunDir,
               progress: Progress | None = None) -> None:
     """Fine-tune the last kept network for ``long_epochs`` (resumable per epoch)."""
     last = state["rows"][-1]
+    shutil.rmtree(run.root / "proposals", ignore_errors=True)
     net, _ = load_checkpoint(run.member(last["iteration"]))
     if config.long_epochs > 0:
         summary = fit(net, splits, config.train_config(config.long_lr, config.long_epochs), run.final,

@@ -22,6 +22,7 @@ from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.materialize.torch_net import Net, load_checkpoint
 from hwadapt.train import TrainConfig, fit, make_progress
 
+DEFAULT_EPOCHS = 30
 DATA_HELP = "digits | cifar10:PATH | imagefolder:PATH (folder or .tar.gz of train/<class>/*.jpg, test/<class>/*.jpg)"
 
 
@@ -136,8 +137,10 @@ def baseline_cmd(family: str = typer.Option(..., help="Model family."),
                  multipliers: str = typer.Option("1.0,0.75,0.5", help="Comma-separated width multipliers."),
                  data: str = typer.Option("digits", help=DATA_HELP),
                  out: Path = typer.Option(..., help="Output directory (re-run to resume)."),
-                 lut: Path = typer.Option(..., help="LUT of the target (prices and measures each network)."),
-                 epochs: int = typer.Option(None, help="Epochs per network (default: match --adapt)."),
+                 lut: Path = typer.Option(None, help="LUT of the target: prices each network and measures it "
+                                          "on the LUT's agent (default: measure on ort-cpu, 1 thread)."),
+                 epochs: int = typer.Option(None, help=f"Epochs per network (default: match --adapt, "
+                                            f"else {DEFAULT_EPOCHS})."),
                  adapt_dir: Path = typer.Option(None, "--adapt", help="An adapt run: match its training "
                                                 "budget and draw it on the same plot."),
                  checkpoint: Path = typer.Option(None, help="The adapt run's base checkpoint (to match epochs)."),
@@ -146,19 +149,20 @@ def baseline_cmd(family: str = typer.Option(..., help="Model family."),
                  holdout: float = typer.Option(HOLDOUT_FRACTION), threads: int = typer.Option(1)) -> None:
     """Train uniformly shrunk networks (width multipliers) and measure them on the LUT's target."""
     _threads(threads)
-    predictor = LatencyPredictor.load(lut)
+    predictor = LatencyPredictor.load(lut) if lut else None
     splits = load_dataset(data, resolution, seed=seed, holdout_fraction=holdout)
-    predictor.check(build(family, resolution=resolution, num_classes=splits.num_classes))
+    if predictor is not None:
+        predictor.check(build(family, resolution=resolution, num_classes=splits.num_classes))
     if epochs is None:
-        if adapt_dir is None or checkpoint is None:
-            raise AdaptError("give --epochs, or --adapt and --checkpoint to match that run's training budget")
-        epochs = matched_epochs(adapt_dir, checkpoint, splits, batch_size)
+        if (adapt_dir is None) != (checkpoint is None):
+            raise AdaptError("give both --adapt and --checkpoint to match that run's training budget")
+        epochs = matched_epochs(adapt_dir, checkpoint, splits, batch_size) if adapt_dir else DEFAULT_EPOCHS
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     run_baseline(family, parse_multipliers(multipliers), splits, config, out, data, predictor, adapt_dir)
 
 
 def run_baseline(family: str, multipliers: list[float], splits, config: TrainConfig, out: Path, data: str,
-                 predictor: LatencyPredictor, adapt_dir: Path | None) -> pd.DataFrame:
+                 predictor: LatencyPredictor | None, adapt_dir: Path | None) -> pd.DataFrame:
     with make_progress() as progress:
         rows = train_multipliers(family, multipliers, splits, config, out, data, progress)
     console.print("measuring the baseline end to end ...")

@@ -31,6 +31,8 @@ def profile(
     calibration_models: int = typer.Option(40, help="Whole random-width networks measured to calibrate."),
     device: str = typer.Option(None, help="Android device: usb:SERIAL or tcp:HOST:PORT."),
     benchmark_binary: Path = typer.Option(None, help="benchmark_model binary to push to the phone."),
+    energy_secs: float = typer.Option(0.0, help="Android: seconds of inference per row to read energy "
+                                                "from the fuel gauge (0: no energy column)."),
     clock: str = typer.Option("auto", help="Desktop timing clock: auto (thread CPU clock for 1 thread), thread, wall."),
     seed: int = typer.Option(0),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every measured row."),
@@ -53,6 +55,8 @@ def profile(
         options["device"] = device
     if benchmark_binary is not None:
         options["benchmark_binary"] = benchmark_binary
+    if backend in (Backend.android_cpu, Backend.android_gpu):
+        options["energy_secs"] = energy_secs
     with make_agent(backend.value, **options) as agent:
         meta = build_lut(agent, family, resolution, out, num_classes=num_classes,
                          calibration_models=calibration_models, seed=seed)

@@ -11,7 +11,7 @@ import logging
 import random
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from hwadapt.lut.store import (ROW_KEY, Journal, LutError, LutMeta, journal_path
 from hwadapt.materialize import export, save_ops
 from hwadapt.materialize.weights import random_weights
 from hwadapt.measure import MeasurePlan, Measurement, Probe, default_probe
-from hwadapt.measure.protocol import measure_sessions
+from hwadapt.measure.protocol import default_plan, measure_sessions
 
 log = logging.getLogger(__name__)
 CALIBRATION_STREAM = 0  # validation samples use another stream of the same seed
@@ -75,7 +75,8 @@ def plan_jobs(family: str, resolution: int, num_classes: int, calibration_models
             for cls in shape_classes(family, resolution, num_classes) for op in cls.ops()]
     jobs += [Job(row_key(model_row_key(a)), arch=a)
              for a in calibration_archs(family, resolution, num_classes, calibration_models, seed)]
-    return jobs
+    unique = {job.key: job for job in jobs}  # a random draw can repeat a network: measure it once
+    return list(unique.values())
 
 
 def _check_same_target(old: LutMeta, new: LutMeta, path: Path) -> None:
@@ -135,7 +136,7 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
     """Measure (or finish measuring) the LUT of ``family`` at ``resolution`` on ``agent``."""
     from hwadapt.lut.calibrate import fit_calibration
 
-    path, plan = Path(out_path), plan or MeasurePlan()
+    path, plan = Path(out_path), plan or default_plan(agent)
     probe = default_probe(resolution)
     fresh = LutMeta(family, resolution, num_classes, agent.backend, agent.fingerprint(),
                     probe.arch.to_dict(), grid=grid_settings(family))
@@ -164,8 +165,7 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
 
 
 def _reference_level(agent: DeviceAgent, probe: ModelSession, plan: MeasurePlan) -> float:
-    long_plan = MeasurePlan(round_ms=plan.round_ms, fixed_runs=plan.fixed_runs, min_rounds=12, max_rounds=40,
-                            rel_tol=plan.rel_tol, time_cap_s=plan.time_cap_s)
+    long_plan = replace(plan, min_rounds=2 * plan.min_rounds, max_rounds=2 * plan.max_rounds)
     level = measure_sessions(agent, [probe], long_plan)[0].median_ms
     log.info("probe reference level: %.4f ms", level)
     return level

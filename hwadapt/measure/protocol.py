@@ -41,6 +41,9 @@ class MeasurePlan:
     time_cap_s: float = 30.0  # per batch of models
     shuffle: bool = True
     seed: int = 0
+    # "envelope": mean of the fastest third of rounds (desktop); "median": median of the
+    # round means, the usual rule for a phone's few, long benchmark_model invocations
+    estimator: str = "envelope"
 
 
 @dataclass
@@ -68,6 +71,9 @@ def lower_envelope(values: Sequence[float]) -> float:
     """Mean of the fastest third (at least one) of round values."""
     ordered = np.sort(np.asarray(values, dtype=float))
     return float(ordered[: max(1, len(ordered) // 3)].mean())
+
+
+ESTIMATORS = {"envelope": lower_envelope, "median": lambda values: float(np.median(values))}
 
 
 @dataclass
@@ -138,15 +144,15 @@ def measure_sessions(agent: DeviceAgent, sessions: Sequence[ModelSession], plan:
                 on_round()
         if probe is not None:
             probe_values.append(probe.time_round(probe_runs))
-    return [_summarise(t, probe_values, reference_ms) for t in tracks]
+    return [_summarise(t, probe_values, reference_ms, ESTIMATORS[plan.estimator]) for t in tracks]
 
 
-def _summarise(track: _Track, probe_values: list[float], reference_ms: float | None) -> Measurement:
+def _summarise(track: _Track, probe_values: list[float], reference_ms: float | None, level) -> Measurement:
     values = np.asarray(track.values)
-    raw = lower_envelope(values)
+    raw = level(values)
     scale, probe_level = 1.0, None
     if probe_values:
-        probe_level = lower_envelope(probe_values)
+        probe_level = level(probe_values)
         scale = (reference_ms if reference_ms is not None else probe_level) / probe_level
     corrected = values * scale
     return Measurement(
@@ -162,11 +168,16 @@ def _summarise(track: _Track, probe_values: list[float], reference_ms: float | N
     )
 
 
+def default_plan(agent: DeviceAgent) -> MeasurePlan:
+    """The protocol's defaults with the agent's own overrides."""
+    return MeasurePlan(**agent.plan_overrides)
+
+
 def measure_paths(agent: DeviceAgent, paths: Sequence[Path], plan: MeasurePlan | None = None,
                   probe_path: Path | None = None, reference_ms: float | None = None,
                   on_round: Callable[[], None] | None = None) -> list[Measurement]:
     """Open ``paths`` on ``agent`` and measure them together (see :func:`measure_sessions`)."""
-    plan = plan or MeasurePlan()
+    plan = plan or default_plan(agent)
     sessions = [agent.open(p) for p in paths]
     probe = agent.open(probe_path) if probe_path is not None else None
     try:
