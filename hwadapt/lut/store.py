@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +46,16 @@ class LutMeta:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LutMeta:
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise LutError(f"LUT sidecar has unexpected fields: {exc}") from exc
+        if not isinstance(data, dict):
+            raise LutError("not a hwadapt LUT sidecar (expected a JSON object)")
+        fields = cls.__dataclass_fields__
+        missing = sorted(n for n, f in fields.items()
+                         if f.default is MISSING and f.default_factory is MISSING and n not in data)
+        unknown = sorted(set(data) - set(fields))
+        if missing or unknown:
+            raise LutError(f"not a hwadapt LUT sidecar (missing: {', '.join(missing) or '-'}; "
+                           f"unknown: {', '.join(unknown) or '-'})")
+        return cls(**data)
 
 
 def sidecar_path(path: Path) -> Path:
@@ -125,6 +131,8 @@ def load_lut(path: str | Path) -> tuple[LutMeta, pd.DataFrame]:
         meta = LutMeta.from_dict(json.loads(side.read_text()))
     except json.JSONDecodeError as exc:
         raise LutError(f"LUT sidecar {side} is not valid JSON: {exc}") from exc
+    except LutError as exc:
+        raise LutError(f"{side}: {exc}") from exc
     if meta.format != LUT_FORMAT:
         raise LutError(f"LUT {path} has format {meta.format}; this hwadapt reads format {LUT_FORMAT}")
     if hashlib.sha256(path.read_bytes()).hexdigest() != meta.digest:

@@ -25,6 +25,7 @@ from hwadapt.nas.supernet import SuperNet
 from hwadapt.train.loop import TrainConfig, cosine, evaluate, make_optimizer, steps_per_epoch
 
 STATE_FILE, SUMMARY_FILE = "supernet.pt", "search.json"
+BN_BATCHES = 10
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,30 @@ class Searcher:
         latency = f" E[lat] {expected[-1]:.3f} ms" if expected else ""
         return f"epoch {epoch + 1} {phase} loss {np.mean(losses):.3f}{latency}"
 
+    @torch.no_grad()
+    def recalibrate_bn(self, epoch: int) -> None:
+        """Re-estimate BN statistics for the path now in use. The shared layers' running
+        statistics average over every sampled path, so evaluating one path with them
+        measures the mismatch rather than the path (the paper's code validates with batch
+        statistics for the same reason)."""
+        norms = [m for m in self.net.modules() if isinstance(m, nn.BatchNorm2d)]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative average over the batches below
+        self.net.train()
+        rng = np.random.default_rng([self.config.seed, epoch, 2])
+        for step, (x, _) in enumerate(batches(self.splits.train, self.splits, self.config.batch_size, rng=rng,
+                                              train=True)):
+            if step == BN_BATCHES:
+                break
+            self.net(x)
+        for norm in norms:
+            norm.momentum = 0.1
+
     def _epoch_record(self, epoch: int, weight_losses, arch_losses, expected) -> dict:
         choices = self.net.argmax()
         self.net.use(choices)
+        self.recalibrate_bn(epoch)
         return {
             "epoch": epoch + 1,
             "weight_loss": float(np.mean(weight_losses)),
