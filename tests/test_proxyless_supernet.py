@@ -169,3 +169,13 @@ def test_derived_member_round_trips_through_json_with_inherited_weights():
     x = torch.randn(2, 3, 16, 16)
     assert torch.allclose(net(x), rebuilt(x), atol=1e-5)
     assert len(lower(arch)) > 0
+
+
+def test_path_modules_are_the_shared_layers_and_the_active_candidates():
+    net = SuperNet(SPACE)
+    picks = net.sample_one()
+    path = {id(m) for m in net.path_modules()}
+    for op, pick in zip(net.mixed, picks):
+        for i, candidate in enumerate(op.candidates):
+            assert (id(candidate) in path) == (i == pick)
+    assert id(net.blocks[0]) in path

@@ -124,11 +124,11 @@ class Searcher:
 
     @torch.no_grad()
     def recalibrate_bn(self, epoch: int) -> None:
-        """Re-estimate BN statistics for the path now in use. The shared layers' running
+        """Re-estimate the BN statistics of the path now in use. The shared layers' running
         statistics average over every sampled path, so evaluating one path with them
         measures the mismatch rather than the path (the paper's code validates with batch
         statistics for the same reason)."""
-        norms = [m for m in self.net.modules() if isinstance(m, nn.BatchNorm2d)]
+        norms = [m for m in self.net.path_modules() if isinstance(m, nn.BatchNorm2d)]
         for norm in norms:
             norm.reset_running_stats()
             norm.momentum = None  # cumulative average over the batches below

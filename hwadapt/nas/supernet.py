@@ -107,6 +107,11 @@ class SuperNet(nn.Module):
     def mixed(self) -> list[MixedOp]:
         return [m for m in self.blocks if isinstance(m, MixedOp)]
 
+    def path_modules(self) -> Iterator[nn.Module]:
+        """Every module of the single path in use (shared layers and active candidates)."""
+        for block in self.blocks:
+            yield from (block.candidates[block.active] if isinstance(block, MixedOp) else block).modules()
+
     def probabilities(self) -> list[torch.Tensor]:
         return [torch.softmax(a, dim=0) for a in self.alphas]
 
