@@ -194,5 +194,5 @@ def _adjustment_note(derived: dict) -> str:
         return "the argmax of the learned probabilities met the target as it was"
     ratio = rounds[0]["measured_ms"] / rounds[0]["predicted_ms"]
     return (f"the argmax was predicted at {derived['argmax_predicted_ms']:.4g} ms; {len(derived['swaps'])} greedy "
-            f"swaps moved it onto the target, after {len(rounds)} measurement round(s) (measured/predicted "
+            f"swap(s) moved it towards the target, after {len(rounds)} measurement round(s) (measured/predicted "
             f"{ratio:.3f} in the first)")
