@@ -12,7 +12,7 @@ import json
 import os
 import tarfile
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +59,7 @@ def read_source(spec: str, resolution: int) -> RawData:
     raise DataError(f"unknown --data {spec!r}; use digits, cifar10:PATH or imagefolder:PATH")
 
 
-def _remember(key: tuple, read) -> RawData:
+def _remember(key: tuple, read: Callable[[], RawData]) -> RawData:
     if key not in _MEMORY:
         cache = os.environ.get(CACHE_ENV)
         _MEMORY[key] = _disk_cached(Path(cache), key, read) if cache else read()
@@ -86,7 +86,7 @@ def _resize(image: Image.Image, resolution: int) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def _entries(source: Path) -> Iterator[tuple[tuple[str, ...], bool, callable]]:
+def _entries(source: Path) -> Iterator[tuple[tuple[str, ...], bool, Callable[[], bytes] | None]]:
     """(relative path parts, is_dir, bytes reader) for everything under ``source``."""
     if source.is_dir():
         for path in sorted(source.rglob("*")):
@@ -177,7 +177,7 @@ def _assemble(source: Path, kind: str, split_layout: bool, images, labels, folde
 
 
 # -- optional on-disk cache (.npy, never pickle) ---------------------------------
-def _disk_cached(cache: Path, key: tuple, read) -> RawData:
+def _disk_cached(cache: Path, key: tuple, read: Callable[[], RawData]) -> RawData:
     folder = cache / "data" / hashlib.sha256(repr(key).encode()).hexdigest()[:20]
     meta_file = folder / "meta.json"
     if meta_file.is_file():
