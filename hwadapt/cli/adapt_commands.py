@@ -93,11 +93,12 @@ def adapt_cmd(checkpoint: Path = typer.Option(..., help="Checkpoint directory of
               max_iters: int = typer.Option(100), batch_size: int = typer.Option(128),
               seed: int = typer.Option(0), holdout: float = typer.Option(HOLDOUT_FRACTION),
               baseline: Path = typer.Option(None, help="A `hwadapt baseline` directory to draw on the plot."),
+              force: bool = typer.Option(False, help="Use a LUT built for another family/resolution/target."),
               threads: int = typer.Option(1, help="Torch threads.")) -> None:
     """Adapt a trained network to a latency budget with NetAdapt, then measure and export it."""
     _threads(threads)
     base, _ = load_checkpoint(checkpoint)
-    predictor = LatencyPredictor.load(lut)
+    predictor = LatencyPredictor.load(lut, force=force)
     predictor.check(base.arch)
     splits = load_dataset(data, base.arch.resolution, seed=seed, holdout_fraction=holdout)
     if splits.num_classes != base.arch.num_classes:
