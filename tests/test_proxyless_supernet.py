@@ -1,5 +1,6 @@
 """Binarized paths: the two-path gradient rule, one path's parameters per step, rescaling,
 and the derived member network."""
+import pytest
 import torch
 from torch import nn
 
@@ -10,6 +11,15 @@ from hwadapt.nas.gates import two_path_alpha_grad
 from hwadapt.nas.supernet import MixedOp, SuperNet
 
 SPACE = ProxylessSpace(resolution=16, num_classes=4, width=0.25, depth=2)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Single-threaded torch: on a loaded 2-core host, two spinning threads per op are slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 class Scale(nn.Module):
