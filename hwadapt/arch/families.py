@@ -7,11 +7,43 @@ find them by name.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
+import numpy as np
+
+from hwadapt.arch.groups import random_widths
+from hwadapt.arch.ops import Op, lower
 from hwadapt.arch.spec import Arch, ArchError, Block
 
 FamilyBuilder = Callable[..., Arch]
 FAMILIES: dict[str, FamilyBuilder] = {}
+
+
+@dataclass(frozen=True)
+class Space:
+    """What a family can become: the ops it reaches (at maximal channel counts), which a
+    LUT must cover, and a sampler of random members, which calibrate and validate it."""
+
+    ops: Callable[[int, int], list[Op]]  # (resolution, num_classes) -> ops
+    sample: Callable[[int, int, np.random.Generator], Arch]  # (resolution, num_classes, rng) -> member
+
+
+SPACES: dict[str, Space] = {}
+
+
+def register_space(family: str, space: Space) -> None:
+    SPACES[family] = space
+
+
+def family_space(family: str) -> Space:
+    """The registered space, or the default: the base network with random per-layer widths."""
+    if family in SPACES:
+        return SPACES[family]
+    if family not in FAMILIES:
+        raise ArchError(f"unknown family {family!r}; known: {', '.join(sorted(FAMILIES))}")
+    base = lambda r, c: build(family, resolution=r, num_classes=c)  # noqa: E731
+    return Space(ops=lambda r, c: lower(base(r, c)),
+                 sample=lambda r, c, rng: random_widths(base(r, c), rng))
 
 
 def register(name: str) -> Callable[[FamilyBuilder], FamilyBuilder]:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from hwadapt.arch.families import make_divisible, register
+import numpy as np
+
+from hwadapt.arch.families import Space, make_divisible, register, register_space
 from hwadapt.arch.ops import Op, lower
 from hwadapt.arch.spec import Arch, ArchError, Block
 
@@ -157,19 +159,11 @@ def proxyless(*, width: float = 1.0, resolution: int = 224, num_classes: int = 1
     return ProxylessSpace(resolution, num_classes, width).default()
 
 
-def register_lut_space() -> None:
-    """Tell the LUT builder which ops the space reaches.
-
-    Called when this module is imported, and again by :mod:`hwadapt.nas`: when
-    ``hwadapt.lut.space`` is imported first it imports ``hwadapt.arch`` (and so this
-    module) before ``register_space`` exists, and the first call cannot register.
-    """
-    try:
-        from hwadapt.lut.space import register_space
-    except ImportError:  # hwadapt.lut.space is half-imported (see above)
-        return
-    register_space("proxyless", lambda resolution, num_classes:
-                   space_ops(ProxylessSpace(resolution, num_classes)))
+def random_member(space: ProxylessSpace, rng: np.random.Generator) -> Arch:
+    """A member with a uniformly random choice at every position."""
+    return space.member([str(rng.choice(p.choices())) for p in space.positions()])
 
 
-register_lut_space()
+register_space("proxyless", Space(
+    ops=lambda resolution, num_classes: space_ops(ProxylessSpace(resolution, num_classes)),
+    sample=lambda resolution, num_classes, rng: random_member(ProxylessSpace(resolution, num_classes), rng)))

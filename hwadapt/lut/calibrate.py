@@ -60,9 +60,14 @@ def fit_calibration(meta, rows: list[dict[str, Any]]) -> dict[str, Any]:
         X.append(features(ops, [lookup.ms(op)[0] for op in ops]))
         y.append(row["ms"])
     X, y = np.array(X), np.array(y)
+    # a feature that does not vary over the calibration set (no adds in MobileNetV1, the
+    # op count of a fixed-depth family) cannot be told apart from the constant: leave it out
+    used = np.array([name == "const" or np.ptp(X[:, j]) > 0 for j, name in enumerate(FEATURES)])
     weights = 1.0 / y
-    lower_bounds = np.array([-np.inf if n in ("const", "n_ops") else 0.0 for n in FEATURES])
-    solution = lsq_linear(X * weights[:, None], y * weights, bounds=(lower_bounds, np.inf))
-    predicted = X @ solution.x
-    return {"coef": dict(zip(FEATURES, map(float, solution.x))), "models": int(len(y)),
+    lower_bounds = np.array([-np.inf if n in ("const", "n_ops") else 0.0 for n in FEATURES])[used]
+    solution = lsq_linear(X[:, used] * weights[:, None], y * weights, bounds=(lower_bounds, np.inf))
+    coef = np.zeros(len(FEATURES))
+    coef[used] = solution.x
+    predicted = X @ coef
+    return {"coef": dict(zip(FEATURES, map(float, coef))), "models": int(len(y)),
             "fit_mape": float(np.mean(np.abs(predicted - y) / y) * 100)}

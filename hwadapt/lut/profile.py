@@ -19,7 +19,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from device_agents.base import DeviceAgent, ModelSession
-from hwadapt.arch.families import build
+from hwadapt.arch.families import build, family_space
 from hwadapt.arch.groups import random_widths
 from hwadapt.arch.ops import Op, lower
 from hwadapt.arch.spec import Arch
@@ -61,12 +61,14 @@ def model_row_key(arch: Arch) -> dict[str, Any]:
 
 
 def calibration_archs(family: str, resolution: int, num_classes: int, count: int, seed: int) -> list[Arch]:
-    """The base network and random-width members; every other one may shrink any group
-    down to 8 channels, so the fit also holds where NetAdapt takes a network."""
-    base = build(family, resolution=resolution, num_classes=num_classes)
-    archs = [base]
-    archs += [random_widths(base, np.random.default_rng([seed, CALIBRATION_STREAM, i]), low=0.25 if i % 2 else 0.0)
-              for i in range(count - 1)]
+    """The base network and random members of the family's space; every other one also
+    has any width shrunk down to 8 channels, so the fit holds where NetAdapt goes."""
+    space = family_space(family)
+    archs = [build(family, resolution=resolution, num_classes=num_classes)]
+    for i in range(count - 1):
+        rng = np.random.default_rng([seed, CALIBRATION_STREAM, i])
+        member = space.sample(resolution, num_classes, rng)
+        archs.append(member if i % 2 else random_widths(member, rng, low=0.0))
     return archs[:count]
 
 

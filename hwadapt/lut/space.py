@@ -8,30 +8,20 @@ fall back to :data:`DEFAULT_GRID`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from hwadapt.arch.families import build
-from hwadapt.arch.ops import Op, lower
+from hwadapt.arch.families import family_space
+from hwadapt.arch.ops import Op
 from hwadapt.errors import HwadaptError
 
-SpaceFn = Callable[[int, int], list[Op]]
-SPACES: dict[str, SpaceFn] = {}
 DEFAULT_GRID = {"granularity": 8, "dense_until": 32, "points": 7}
 SPACE_DIR = Path(__file__).resolve().parents[2] / "lut" / "spaces"
 
 
-def register_space(family: str, fn: SpaceFn) -> None:
-    """Register the ops (at maximal channel counts) a family can reach."""
-    SPACES[family] = fn
-
-
 def reachable_ops(family: str, resolution: int, num_classes: int) -> list[Op]:
-    if family in SPACES:
-        return SPACES[family](resolution, num_classes)
-    return lower(build(family, resolution=resolution, num_classes=num_classes))
+    return family_space(family).ops(resolution, num_classes)
 
 
 def grid_settings(family: str) -> dict[str, int]:

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from hwadapt.arch.families import build
-from hwadapt.arch.groups import random_widths
+from hwadapt.arch.families import family_space
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.measure import MeasurePlan, measure_archs
@@ -30,9 +29,12 @@ class ValidationReport:
 
 
 def sample_archs(predictor: LatencyPredictor, samples: int, seed: int) -> list[Arch]:
+    """Random members of the LUT's family (random per-layer widths, or random choices
+    of a search space), from a seed stream the calibration never uses."""
     meta = predictor.meta
-    base = build(meta.family, resolution=meta.resolution, num_classes=meta.num_classes)
-    return [random_widths(base, np.random.default_rng([seed, VALIDATION_STREAM, i])) for i in range(samples)]
+    sample = family_space(meta.family).sample
+    return [sample(meta.resolution, meta.num_classes, np.random.default_rng([seed, VALIDATION_STREAM, i]))
+            for i in range(samples)]
 
 
 def summarise(predicted: np.ndarray, measured: np.ndarray) -> ValidationReport:
