@@ -105,3 +105,9 @@ def test_dataset_problems(tmp_path, lut, bounds):
     _one_line_error(run(f"imagefolder:{tmp_path / 'empty'}"), "no training images")
     _one_line_error(run("mnist"), "unknown --data")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unrelated_output_folder_is_left_alone(tmp_path, lut, bounds):
+    (tmp_path / "report.json").write_text("mine")
+    _one_line_error(search(lut, tmp_path, sum(bounds) / 2), "holds no search")
+    assert (tmp_path / "report.json").read_text() == "mine"

@@ -24,7 +24,7 @@ from hwadapt.materialize.torch_net import Net
 from hwadapt.measure import MeasurePlan, measure_arch
 from hwadapt.nas.derive import calibrated_member
 from hwadapt.nas.latency import LatencyTable, SearchError, latency_table
-from hwadapt.nas.search import SearchConfig, search
+from hwadapt.nas.search import SUMMARY_FILE, SearchConfig, search
 from hwadapt.nas.supernet import SuperNet
 from hwadapt.train import TrainConfig, fit, make_progress
 
@@ -146,6 +146,8 @@ def train_member(ctx: Context, net: SuperNet, derived: dict, progress) -> tuple[
 def run(job: SearchJob, plan: MeasurePlan | None = None) -> dict:
     """The whole pipeline; returns the report (also written to ``out/report.json``)."""
     ctx = prepare(job)
+    if ctx.out.is_dir() and any(ctx.out.iterdir()) and not (ctx.out / "search" / SUMMARY_FILE).is_file():
+        raise SearchError(f"{ctx.out} exists and holds no search; choose another --out")
     ctx.out.mkdir(parents=True, exist_ok=True)
     plan = plan or MeasurePlan()
     agent = ctx.predictor.make_agent()
