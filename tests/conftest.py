@@ -17,6 +17,17 @@ def tiny(*, width: float = 1.0, resolution: int = 16, num_classes: int = 10) -> 
     return Arch("tiny", resolution, num_classes, blocks, act="relu6")
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Single-threaded torch: on a loaded 2-core host, two spinning threads per op are slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_family() -> str:
     assert "tiny" in FAMILIES

@@ -16,15 +16,6 @@ from hwadapt.nas.latency import LatencyTable, SearchError, latency_loss, latency
 SPACE = ProxylessSpace(resolution=32, num_classes=10, width=0.5, depth=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded torch: on a loaded 2-core host, two spinning threads per op are slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class OpCostPredictor(LatencyPredictor):
     """A LatencyPredictor priced without a table: each op costs its MACs at a fixed rate,
     plus a per-inference overhead."""

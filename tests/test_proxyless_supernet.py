@@ -13,15 +13,6 @@ from hwadapt.nas.supernet import MixedOp, SuperNet
 SPACE = ProxylessSpace(resolution=16, num_classes=4, width=0.25, depth=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded torch: on a loaded 2-core host, two spinning threads per op are slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Scale(nn.Module):
     """A toy path: multiply by a fixed factor."""
 
