@@ -1,6 +1,5 @@
 """Binarized paths: the two-path gradient rule, one path's parameters per step, rescaling,
 and the derived member network."""
-import pytest
 import torch
 from torch import nn
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import lsq_linear
 
 from hwadapt.arch.ops import Op, lower
 from hwadapt.arch.spec import Arch
+from hwadapt.lut.lookup import OpLookup
 
 FEATURES = ("const", "conv1x1", "convkxk", "dwconv", "add", "head", "n_ops")
 
@@ -44,11 +46,8 @@ def identity_calibration() -> dict[str, Any]:
     return {"coef": coef, "models": 0, "fit_mape": None}
 
 
-def fit_calibration(meta, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def fit_calibration(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Fit the coefficients on the table's whole-model rows."""
-    from hwadapt.lut.lookup import OpLookup
-    import pandas as pd
-
     frame = pd.DataFrame(rows)
     models = frame[frame["kind"] == "model"]
     if len(models) < len(FEATURES) + 2:

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from device_agents import make_agent
@@ -106,7 +105,3 @@ class LatencyPredictor:
     def probe(self) -> Probe:
         """The LUT's probe with its reference level: measurements then share the table's time base."""
         return Probe(Arch.from_dict(self.meta.probe), self.meta.reference_ms)
-
-
-def relative_errors(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
-    return (np.asarray(predicted) - np.asarray(measured)) / np.asarray(measured)

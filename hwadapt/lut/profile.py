@@ -21,14 +21,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from device_agents.base import DeviceAgent, ModelSession
 from hwadapt.arch.families import build, family_space
 from hwadapt.arch.groups import random_widths
-from hwadapt.arch.ops import Op, lower
+from hwadapt.arch.ops import Op
 from hwadapt.arch.spec import Arch
+from hwadapt.lut.calibrate import fit_calibration
 from hwadapt.lut.space import grid_settings, shape_classes
 from hwadapt.lut.store import (ROW_KEY, Journal, LutError, LutMeta, journal_path, load_lut, read_journal,
                                row_key, save_lut, sidecar_path)
 from hwadapt.materialize import export, save_ops
 from hwadapt.materialize.weights import random_weights
-from hwadapt.measure import MeasurePlan, Measurement, Probe, default_probe
+from hwadapt.measure import MeasurePlan, Measurement, default_probe
 from hwadapt.measure.protocol import default_plan, measure_sessions
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,6 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
               num_classes: int = 10, calibration_models: int = 40, seed: int = 0,
               plan: MeasurePlan | None = None, batch_size: int = 12, show_progress: bool = True) -> LutMeta:
     """Measure (or finish measuring) the LUT of ``family`` at ``resolution`` on ``agent``."""
-    from hwadapt.lut.calibrate import fit_calibration
-
     path, plan = Path(out_path), plan or default_plan(agent)
     probe = default_probe(resolution)
     fresh = LutMeta(family, resolution, num_classes, agent.backend, agent.fingerprint(),
@@ -158,7 +157,7 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
                           journal, rows, show_progress)
             finally:
                 probe_session.close()
-        meta.calibration = fit_calibration(meta, rows)
+        meta.calibration = fit_calibration(rows)
     finally:
         journal.close()
         save_lut(path, meta, rows)

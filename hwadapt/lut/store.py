@@ -19,7 +19,6 @@ import pandas as pd
 from hwadapt.errors import HwadaptError
 
 LUT_FORMAT = 1
-OP_KEY = ["kind", "size", "kernel", "stride", "act", "cin", "cout"]
 ROW_KEY = ["kind", "size", "kernel", "stride", "act", "cin", "cout", "arch"]
 VALUE_COLUMNS = ["ms", "raw_ms", "probe_ms", "p10_ms", "p90_ms", "std_ms", "n", "rounds",
                  "energy_mj", "throttled", "conditions", "measured_at"]

@@ -86,9 +86,6 @@ class _Track:
     probe_pairs: list[float] = field(default_factory=list)  # probe level around each round
     conditions: list[dict[str, Any]] = field(default_factory=list)
 
-    def level(self) -> float:
-        return lower_envelope(self.values)
-
     def stable(self, plan: MeasurePlan) -> bool:
         if len(self.values) < plan.min_rounds:
             return False
