@@ -67,16 +67,18 @@ def arguments() -> argparse.Namespace:
 
 
 def speedup_at_equal_accuracy(result: dict, baseline: pd.DataFrame) -> tuple[float, str]:
-    """Baseline latency at the NetAdapt result's test accuracy (linear between baseline points),
-    over the result's latency. Outside the baseline's accuracy range the nearest point is used
-    and the figure is marked as a bound."""
-    ordered = baseline.sort_values("test_accuracy")
-    accuracy, latency = ordered["test_accuracy"].to_numpy(), ordered["measured_ms"].to_numpy()
+    """Latency of the baseline's Pareto front at the NetAdapt result's test accuracy (linear
+    between front points), over the result's latency. Outside the front's accuracy range the
+    figure is a bound: ">=" when no baseline network is as accurate (its most accurate one is
+    used), "<=" when even the fastest front network is more accurate."""
+    ordered = baseline.sort_values("measured_ms")
+    front = ordered[ordered["test_accuracy"] >= ordered["test_accuracy"].cummax()]
+    accuracy, latency = front["test_accuracy"].to_numpy(), front["measured_ms"].to_numpy()
     target = result["test_accuracy"]
-    if target > accuracy.max():
-        return float(latency[np.argmax(accuracy)] / result["measured_ms"]), ">="
-    if target < accuracy.min():
-        return float(latency[np.argmin(accuracy)] / result["measured_ms"]), "<="
+    if target > accuracy[-1]:
+        return float(latency[-1] / result["measured_ms"]), ">="
+    if target < accuracy[0]:
+        return float(latency[0] / result["measured_ms"]), "<="
     return float(np.interp(target, accuracy, latency) / result["measured_ms"]), "="
 
 
@@ -84,11 +86,13 @@ def main() -> None:
     args = arguments()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
+    timings_file = args.out / "timings.json"
+    timings: dict[str, float] = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
 
     def stage(name: str, start: float) -> None:
-        timings[name] = round(time.perf_counter() - start, 1)
-        (args.out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+        """Wall time per stage, summed over every invocation (a resumed run adds to it)."""
+        timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - start, 1)
+        timings_file.write_text(json.dumps(timings, indent=2) + "\n")
 
     start = time.perf_counter()
     lut = args.lut or args.out / f"lut_{args.family}_32.parquet"
