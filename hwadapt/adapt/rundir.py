@@ -59,7 +59,8 @@ class RunDir:
                 raise RunDirError(f"{self.root} holds a run with other settings; use another --out "
                                   "(or the original arguments to resume it)")
             return state
-        if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
+        # only family/000 without a state: a start interrupted before its first save
+        if self.root.exists() and (not self.root.is_dir() or any(p.name != "family" for p in self.root.iterdir())):
             raise RunDirError(f"{self.root} exists and is not an adapt run; choose another --out")
         return None
 
