@@ -136,6 +136,8 @@ def fit(net: Net, splits: Splits, config: TrainConfig, out: str | Path, *, ident
     per_epoch = steps_per_epoch(splits, config.batch_size)
     total = per_epoch * config.epochs
     out.mkdir(parents=True, exist_ok=True)
+    if resumed is None:
+        _write_summary(out, identity, history, complete=False)  # claims the directory before any weights
     task = progress.add_task("train", total=total, completed=len(history) * per_epoch, status="") if progress else None
     for epoch in range(len(history), config.epochs):
         loss = train_steps(net, splits, optimizer, base_lr=config.lr, first_step=epoch * per_epoch,
