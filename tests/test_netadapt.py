@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from device_agents import make_agent
 from hwadapt.adapt import netadapt
 from hwadapt.adapt.netadapt import _select
-from hwadapt.adapt.proposals import iteration_target, propose, single_steps, smaller_widths
+from hwadapt.adapt.proposals import closest_to_target, iteration_target, propose, smaller_widths
 from hwadapt.arch import Arch, build, set_widths, width_groups
 from hwadapt.arch.families import register
 from hwadapt.arch.spec import Block
@@ -77,7 +77,7 @@ def test_each_proposal_is_the_widest_that_meets_the_target(lut):
         group = next(g for g in width_groups(arch) if g.name == p.group)
         if wider < group.width(arch):
             assert predictor.predict_ms(set_widths(arch, {p.group: wider})) > target
-    assert all(p.predicted_ms < current for p in single_steps(arch, current, predictor.predict_ms))
+    assert all(p.predicted_ms < current for p in closest_to_target(arch, current, predictor.predict_ms))
 
 
 def test_selection_by_accuracy_or_ratio():
@@ -156,7 +156,7 @@ def test_unreachable_budget_stops_at_minimum_widths(checkpoint, lut, tmp_path):
     assert report["stop_reason"] == "unreachable"
     final = Arch.from_dict(report["arch"])
     predictor = LatencyPredictor.load(lut)
-    assert not single_steps(final, predictor.predict_ms(final), predictor.predict_ms)
+    assert not closest_to_target(final, predictor.predict_ms(final), predictor.predict_ms)
 
 
 def test_bad_input_is_one_line_and_overwrites_nothing(checkpoint, lut, tmp_path):

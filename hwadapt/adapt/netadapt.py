@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 from rich.progress import Progress
 
-from hwadapt.adapt.proposals import Predict, Proposal, iteration_target, propose, single_steps
+from hwadapt.adapt.proposals import Predict, Proposal, closest_to_target, iteration_target, propose
 from hwadapt.adapt.rundir import RunDir, write_json
 from hwadapt.adapt.surgery import CRITERIA, shrink_group
 from hwadapt.data import Splits
@@ -126,7 +126,7 @@ def iterate(state: dict, splits: Splits, predict: Predict, config: AdaptConfig, 
     target = iteration_target(current_ms, state["initial_ms"], iteration - 1, first_step=config.first_step,
                               decay=config.decay, budget_ms=config.budget_ms)
     proposals = (propose(current.arch, target, predict, config.granularity)
-                 or single_steps(current.arch, current_ms, predict, config.granularity))
+                 or closest_to_target(current.arch, current_ms, predict, config.granularity))
     if not proposals:
         return _stop(state, run, "unreachable", f"budget {config.budget_ms:.3f} ms unreachable: no channel group can "
                      f"be narrowed further (minimum width {config.granularity}); stopped at {current_ms:.3f} ms")

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from hwadapt.arch import Arch, set_widths, width_groups
 
 Predict = Callable[[Arch], float]
@@ -53,10 +51,18 @@ def propose(arch: Arch, target_ms: float, predict: Predict, granularity: int = 8
     return proposals
 
 
-def single_steps(arch: Arch, current_ms: float, predict: Predict, granularity: int = 8) -> list[Proposal]:
-    """When no group can meet the target alone: each group's widest smaller width that is
-    predicted faster than the current network at all."""
-    return propose(arch, np.nextafter(current_ms, -np.inf), predict, granularity)
+def closest_to_target(arch: Arch, current_ms: float, predict: Predict, granularity: int = 8) -> list[Proposal]:
+    """When no group can meet the target alone: each group at the width it predicts fastest
+    (when faster than the current network), the nearest a one-group change gets to the target."""
+    proposals = []
+    for group in width_groups(arch):
+        priced = [(predict(shrunk), width, shrunk)
+                  for width, shrunk in _candidates(arch, group.name, group.width(arch), granularity)]
+        if priced:
+            predicted, width, shrunk = min(priced, key=lambda p: (p[0], -p[1]))
+            if predicted < current_ms:
+                proposals.append(Proposal(group.name, width, shrunk, predicted))
+    return proposals
 
 
 def minimum_widths(arch: Arch, granularity: int = 8) -> Arch:
