@@ -124,20 +124,21 @@ def _check_exports(out):
 
 
 def test_interrupted_adapt_resumes_to_the_same_family(checkpoint, lut, tmp_path, monkeypatch):
-    straight = tmp_path / "straight"
-    assert _adapt(checkpoint, lut, straight, "--budget-ratio", "0.75").exit_code == 0
-
-    calls = {"n": 0}
     real = netadapt.finetune
+    calls = {"n": 0, "stop_at": None}
 
-    def interrupting(*args, **kwargs):
+    def counting(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == calls["stop_at"]:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
+    monkeypatch.setattr(netadapt, "finetune", counting)
+    straight = tmp_path / "straight"
+    assert _adapt(checkpoint, lut, straight, "--budget-ratio", "0.75").exit_code == 0
+    # stop half-way through the proposals (long-term training does not call finetune)
+    calls.update(n=0, stop_at=max(1, (calls["n"] + 1) // 2))
     resumed = tmp_path / "resumed"
-    monkeypatch.setattr(netadapt, "finetune", interrupting)
     result = _adapt(checkpoint, lut, resumed, "--budget-ratio", "0.75")
     assert result.exit_code == 130 and not (resumed / "report.json").exists()
     monkeypatch.setattr(netadapt, "finetune", real)
