@@ -6,7 +6,11 @@ Inside a network, ops pay per-node dispatch instead. The predictor therefore pri
 network as ``c0 + sum_k a_k * S_k + b * n_ops``, where S_k sums the LUT times of the
 network's ops of kind k. The coefficients are fitted by least squares on the whole
 random-width networks measured with the table (relative error, so small and large
-networks count alike).
+networks count alike). The op kinds' sums all grow with width and are strongly
+collinear, so a small ridge pulls each scale towards 1 (an op costs in a network what
+it costs alone): without it, fits traded one kind against another (a residual add at 8.6x
+its standalone time), which holds inside the calibration set but not where NetAdapt
+takes a network.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from hwadapt.arch.spec import Arch
 from hwadapt.lut.lookup import OpLookup
 
 FEATURES = ("const", "conv1x1", "convkxk", "dwconv", "add", "head", "n_ops")
+SCALES = ("conv1x1", "convkxk", "dwconv", "add", "head")
+RIDGE = 1e-3  # in squared relative error per unit of scale away from 1
 
 
 def feature_name(op: Op) -> str:
@@ -62,9 +68,12 @@ def fit_calibration(rows: list[dict[str, Any]]) -> dict[str, Any]:
     # a feature that does not vary over the calibration set (no adds in MobileNetV1, the
     # op count of a fixed-depth family) cannot be told apart from the constant: leave it out
     used = np.array([name == "const" or np.ptp(X[:, j]) > 0 for j, name in enumerate(FEATURES)])
-    weights = 1.0 / y
+    A, b = X / y[:, None], np.ones(len(y))
+    prior = np.array([np.sqrt(RIDGE) * (np.arange(len(FEATURES)) == FEATURES.index(k))
+                      for k in SCALES if used[FEATURES.index(k)]]).reshape(-1, len(FEATURES))
+    A, b = np.vstack([A, prior]), np.concatenate([b, np.full(len(prior), np.sqrt(RIDGE))])
     lower_bounds = np.array([-np.inf if n in ("const", "n_ops") else 0.0 for n in FEATURES])[used]
-    solution = lsq_linear(X[:, used] * weights[:, None], y * weights, bounds=(lower_bounds, np.inf))
+    solution = lsq_linear(A[:, used], b, bounds=(lower_bounds, np.inf))
     coef = np.zeros(len(FEATURES))
     coef[used] = solution.x
     predicted = X @ coef
