@@ -28,7 +28,6 @@ def test_cosine_schedule_runs_from_base_to_zero():
 
 
 def test_a_few_epochs_learn_digits(digits, tmp_path):
-    torch.set_num_threads(1)
     net = _net()
     before = evaluate(net, digits.holdout, digits)
     summary = fit(net, digits, TrainConfig(epochs=5, lr=0.1, batch_size=64), tmp_path / "run")
@@ -40,7 +39,6 @@ def test_a_few_epochs_learn_digits(digits, tmp_path):
 
 
 def test_resumed_training_equals_uninterrupted(digits, tmp_path):
-    torch.set_num_threads(1)
     config = TrainConfig(epochs=2, lr=0.05, batch_size=128)
     straight = _net()
     fit(straight, digits, config, tmp_path / "straight")
