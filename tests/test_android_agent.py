@@ -11,7 +11,7 @@ from device_agents.android.errors import (BenchmarkOutputError, BenchmarkToolErr
                                           DeviceNotFound, GpuDelegateUnavailable)
 from device_agents.loopback import DeviceProfile, DisconnectPlan, LoopbackDevice
 from hwadapt.arch.families import build
-from hwadapt.materialize.tflite_export import export_tflite
+from hwadapt.materialize import export
 
 NASTY_NAME = "my model; rm -rf x.tflite"
 
@@ -26,7 +26,7 @@ def key(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     arch = build("mobilenet_v1", width=0.25, resolution=32, num_classes=10)
-    return export_tflite(arch, tmp_path_factory.mktemp("models") / NASTY_NAME)
+    return export(arch, "tflite", tmp_path_factory.mktemp("models") / NASTY_NAME)
 
 
 @pytest.fixture(scope="module")

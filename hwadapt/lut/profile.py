@@ -129,7 +129,10 @@ def _start(agent: DeviceAgent, path: Path, meta: LutMeta) -> tuple[LutMeta, list
         old, rows = meta, []
         save_lut(path, meta, rows)
     seen = {row_key(r) for r in rows}
-    rows += [r for r in read_journal(path) if row_key(r) not in seen and not seen.add(row_key(r))]
+    for row in read_journal(path):  # rows measured after the last table write
+        if row_key(row) not in seen:
+            seen.add(row_key(row))
+            rows.append(row)
     return old, rows
 
 

@@ -12,9 +12,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from hwadapt.arch.ops import Op, lower, same_pads
-from hwadapt.arch.spec import Arch
-from hwadapt.materialize.weights import OpWeights, arch_weights
+from hwadapt.arch.ops import Op, same_pads
+from hwadapt.materialize.weights import OpWeights
 
 OPSET = 17
 
@@ -91,8 +90,3 @@ def save_onnx(ops: list[Op], weights: OpWeights, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(ops_to_onnx(ops, weights), str(path))
     return path
-
-
-def export_onnx(arch: Arch, path: str | Path, net=None, seed: int = 0) -> Path:
-    """Write ``arch`` as ONNX with the trained weights of ``net`` (random if None)."""
-    return save_onnx(lower(arch), arch_weights(arch, net, seed), path)

@@ -14,9 +14,8 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
-from hwadapt.arch.ops import Op, lower
-from hwadapt.arch.spec import Arch
-from hwadapt.materialize.weights import OpWeights, arch_weights
+from hwadapt.arch.ops import Op
+from hwadapt.materialize.weights import OpWeights
 
 _ACT = {"none": fb.ActivationFunctionType.NONE, "relu": fb.ActivationFunctionType.RELU,
         "relu6": fb.ActivationFunctionType.RELU6}
@@ -140,8 +139,3 @@ def save_tflite(ops: list[Op], weights: OpWeights, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(ops_to_tflite(ops, weights))
     return path
-
-
-def export_tflite(arch: Arch, path: str | Path, net=None, seed: int = 0) -> Path:
-    """Write ``arch`` as TFLite with the trained weights of ``net`` (random if None)."""
-    return save_tflite(lower(arch), arch_weights(arch, net, seed), path)
