@@ -83,7 +83,6 @@ class _Track:
     session: ModelSession
     runs: int
     values: list[float] = field(default_factory=list)
-    probe_pairs: list[float] = field(default_factory=list)  # probe level around each round
     conditions: list[dict[str, Any]] = field(default_factory=list)
 
     def stable(self, plan: MeasurePlan) -> bool:
