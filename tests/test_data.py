@@ -111,3 +111,20 @@ def test_batches_are_normalised_and_cover_the_split():
     assert seen == len(splits.test)
     x, _ = next(batches(splits.train, splits, len(splits.train)))
     assert abs(float(x.mean())) < 0.05 and abs(float(x.std()) - 1) < 0.1
+
+
+def test_a_run_given_its_data_by_relative_or_absolute_path_is_the_same_run(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hwadapt.cli.main import app
+
+    _write_folder(tmp_path / "images")
+    _write_folder(tmp_path / "other", per_class=7)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    command = ["train", "--family", "tiny", "--resolution", "16", "--epochs", "1", "--out", str(tmp_path / "run")]
+    first = runner.invoke(app, [*command, "--data", "imagefolder:images"])
+    again = runner.invoke(app, [*command, "--data", f"imagefolder:{tmp_path / 'images'}"])
+    other = runner.invoke(app, [*command, "--data", "imagefolder:other"])
+    assert first.exit_code == 0 and again.exit_code == 0, (first.output, again.output)
+    assert other.exit_code != 0 and "different training run" in other.output

@@ -12,7 +12,7 @@ from rich.progress import Progress
 from hwadapt.adapt.family import measure_rows
 from hwadapt.adapt.rundir import STATE_FILE
 from hwadapt.arch import Arch, build
-from hwadapt.data import Splits
+from hwadapt.data import Splits, data_identity
 from hwadapt.errors import HwadaptError
 from hwadapt.materialize.torch_net import Net
 from hwadapt.train import TrainConfig, fit
@@ -37,7 +37,7 @@ def train_multipliers(family: str, multipliers: list[float], splits: Splits, con
         arch = build(family, width=multiplier, resolution=splits.resolution, num_classes=splits.num_classes)
         folder = out / f"x{multiplier:g}"
         net = Net(arch)
-        summary = fit(net, splits, config, folder, identity={"data": data_spec}, progress=progress)
+        summary = fit(net, splits, config, folder, identity={"data": data_identity(data_spec)}, progress=progress)
         rows.append({"multiplier": multiplier, "epochs": config.epochs, "arch": arch.to_dict(),
                      "holdout_accuracy": summary["holdout_accuracy"],
                      "test_accuracy": summary["test_accuracy"],

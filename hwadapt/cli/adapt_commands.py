@@ -16,7 +16,7 @@ from hwadapt.adapt.rundir import RunDir
 from hwadapt.arch import build
 from hwadapt.cli.common import console, friendly_errors
 from hwadapt.cli.main import app
-from hwadapt.data import load_dataset
+from hwadapt.data import data_identity, load_dataset
 from hwadapt.data.splits import HOLDOUT_FRACTION
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.materialize.torch_net import Net, load_checkpoint
@@ -48,7 +48,8 @@ def train(family: str = typer.Option(..., help="Model family, e.g. mobilenet_v1.
     net = Net(build(family, width=width, resolution=resolution, num_classes=splits.num_classes))
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed)
     with make_progress() as progress:
-        summary = fit(net, splits, config, out, identity={"data": data, "holdout": holdout}, progress=progress)
+        identity = {"data": data_identity(data), "holdout": holdout}
+        summary = fit(net, splits, config, out, identity=identity, progress=progress)
     console.print(f"trained {family} x{width:g} on {splits.name}: holdout {summary['holdout_accuracy']:.4f}, "
                   f"test {summary['test_accuracy']:.4f} -> {out}")
 
@@ -108,8 +109,8 @@ def adapt_cmd(checkpoint: Path = typer.Option(..., help="Checkpoint directory of
                          short_lr=short_lr, long_epochs=long_epochs, long_lr=long_lr, select=select,
                          criterion=criterion, max_iters=max_iters, batch_size=batch_size, seed=seed)
     run_adapt(base, splits, predictor, config, out, _load_baseline(baseline),
-              {"checkpoint": _fingerprint(checkpoint / "weights.pt"), "lut": _fingerprint(lut), "data": data,
-               "holdout": holdout})
+              {"checkpoint": _fingerprint(checkpoint / "weights.pt"), "lut": _fingerprint(lut),
+               "data": data_identity(data), "holdout": holdout})
 
 
 def run_adapt(base: Net, splits, predictor: LatencyPredictor, config: AdaptConfig, out: Path,

@@ -59,6 +59,13 @@ def read_source(spec: str, resolution: int) -> RawData:
     raise DataError(f"unknown --data {spec!r}; use digits, cifar10:PATH or imagefolder:PATH")
 
 
+def data_identity(spec: str) -> str:
+    """``spec`` with its path made absolute: what a resumable run records as its data, so
+    that the same folder given relative or absolute is the same run."""
+    kind, _, path = spec.partition(":")
+    return f"{kind}:{os.path.abspath(Path(path).expanduser())}" if path else spec
+
+
 def _remember(key: tuple, read: Callable[[], RawData]) -> RawData:
     if key not in _MEMORY:
         cache = os.environ.get(CACHE_ENV)
