@@ -60,6 +60,10 @@ def test_search_writes_report_and_arch_and_resumes(tmp_path, lut, bounds):
     assert net.arch == arch
     history = json.loads((out / "search" / "search.json").read_text())["history"]
     assert len(history) == 2 and history[0]["arch_loss"] is None and history[1]["arch_loss"] is not None
+    first, final = history[0]["expected_ms"], history[-1]["expected_ms"]
+    progress = report["search"]["progress_to_target"]
+    assert progress == pytest.approx((first - final) / (first - report["target_ms"]))
+    assert ("hardly followed the latency term" in result.output) == (progress < 0.25)
 
     weights = (out / "train" / "weights.pt").stat().st_mtime_ns
     again = search(lut, out, target)

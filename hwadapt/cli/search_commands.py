@@ -9,6 +9,8 @@ import typer
 from hwadapt.cli.common import console, friendly_errors, setup_logging
 from hwadapt.cli.main import app
 
+LITTLE_PROGRESS = 0.25  # below this share of the way to the target, say the search barely moved
+
 
 class LossForm(str, Enum):
     mul = "mul"
@@ -65,4 +67,10 @@ def search_command(
                   f"{report['measured_ms']:.4g} ms ({report['measured_error']:+.1%}, {verdict} "
                   f"±{tolerance:.0%}); test accuracy {report['test_accuracy']:.4f}")
     console.print(report["note"], highlight=False)
+    search = report["search"]
+    if search["progress_to_target"] is not None and search["progress_to_target"] < LITTLE_PROGRESS:
+        console.print(f"[yellow]warning:[/] in {search['epochs']} epochs the search moved E[latency] only "
+                      f"{search['progress_to_target']:.0%} of the way to the target ({search['first_expected_ms']:.4g}"
+                      f" -> {search['final_expected_ms']:.4g} ms): the architecture hardly followed the latency "
+                      "term. Search longer, or weight latency more (--loss add with a larger --lam).")
     console.print(f"wrote {out / 'report.json'} and {out / 'arch.json'}")

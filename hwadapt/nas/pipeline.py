@@ -180,7 +180,7 @@ def write_report(ctx: Context, derived: dict, summary: dict, windows: list[float
         "note": _adjustment_note(derived),
         "argmax": derived["argmax"], "argmax_predicted_ms": derived["argmax_predicted_ms"],
         "choices": derived["choices"], "swaps": len(derived["swaps"]), "calibration": derived["calibration"],
-        "search": {"epochs": len(history), "final_expected_ms": history[-1]["expected_ms"] if history else None},
+        "search": _search_summary(history, target),
         "lut": {"path": ctx.job.lut, "backend": ctx.predictor.meta.backend, "digest": ctx.predictor.meta.digest},
         "space": ctx.space.to_dict(), "arch": ARCH_FILE,
         "job": json.loads(json.dumps(asdict(ctx.job))),
@@ -188,6 +188,17 @@ def write_report(ctx: Context, derived: dict, summary: dict, windows: list[float
     (ctx.out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return report
 
+
+def _search_summary(history: list[dict], target_ms: float) -> dict:
+    """How far the search moved E[latency] towards the target: 1 is all the way, 0 not at
+    all (a short search on an untrained supernet, whose noisy accuracy gradient drowns the
+    latency term), negative away from it."""
+    if not history:
+        return {"epochs": 0, "first_expected_ms": None, "final_expected_ms": None, "progress_to_target": None}
+    first, final = history[0]["expected_ms"], history[-1]["expected_ms"]
+    progress = (first - final) / (first - target_ms) if first != target_ms else 1.0
+    return {"epochs": len(history), "first_expected_ms": first, "final_expected_ms": final,
+            "progress_to_target": progress}
 
 
 def _adjustment_note(derived: dict) -> str:
