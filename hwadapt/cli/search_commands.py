@@ -69,7 +69,7 @@ def search_command(
     console.print(report["note"], highlight=False)
     search = report["search"]
     if search["progress_to_target"] is not None and search["progress_to_target"] < LITTLE_PROGRESS:
-        console.print(f"[yellow]warning:[/] in {search['epochs']} epochs the search moved E[latency] only "
+        console.print(f"[yellow]warning:[/] in {search['epochs']} epochs the search moved E\\[latency] only "
                       f"{search['progress_to_target']:.0%} of the way to the target ({search['first_expected_ms']:.4g}"
                       f" -> {search['final_expected_ms']:.4g} ms): the architecture hardly followed the latency "
                       "term. Search longer, or weight latency more (--loss add with a larger --lam).")
