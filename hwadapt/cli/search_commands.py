@@ -30,7 +30,7 @@ def search_command(
     train_epochs: int = typer.Option(None, min=0, help="Epochs training the derived network [default: --epochs]."),
     from_scratch: bool = typer.Option(False, help="Train the derived network from scratch instead of "
                                       "fine-tuning the supernet's weights."),
-    loss: LossForm = typer.Option(LossForm.mul, help="mul: a*CE*(log E[lat]/log T)^b; add: CE + l*(E[lat]-T)/T."),
+    loss: LossForm = typer.Option(LossForm.mul, help="mul: a*CE*(log E(lat)/log T)^b; add: CE + l*(E(lat)-T)/T."),
     alpha: float = typer.Option(0.2, help="a of the mul form."),
     beta: float = typer.Option(0.3, help="b of the mul form."),
     lam: float = typer.Option(0.1, help="l of the add form."),

@@ -119,7 +119,7 @@ class Searcher:
 
     def _status(self, epoch: int, losses: list[float], expected: list[float]) -> str:
         phase = "warm-up" if epoch < self.config.warmup_epochs else "search"
-        latency = f" E[lat] {expected[-1]:.3f} ms" if expected else ""
+        latency = f" E(lat) {expected[-1]:.3f} ms" if expected else ""
         return f"epoch {epoch + 1} {phase} loss {np.mean(losses):.3f}{latency}"
 
     @torch.no_grad()
