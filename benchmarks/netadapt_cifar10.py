@@ -33,7 +33,7 @@ from hwadapt.adapt.netadapt import AdaptConfig
 from hwadapt.adapt.plot import pareto_png
 from hwadapt.arch import build
 from hwadapt.cli.adapt_commands import run_adapt, run_baseline
-from hwadapt.data import data_identity, load_dataset
+from hwadapt.data import load_dataset
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import build_lut
 from hwadapt.materialize.torch_net import Net
@@ -108,7 +108,7 @@ def main() -> None:
         splits = replace(splits, train=splits.train.subset(args.train_subset))
     if args.holdout_subset:
         splits = replace(splits, holdout=splits.holdout.subset(args.holdout_subset))
-    data_id = {"data": data_identity(f"cifar10:{args.data}"), "train_subset": args.train_subset,
+    data_id = {"data": splits.source, "train_subset": args.train_subset,
                "holdout_subset": args.holdout_subset}
     base = Net(build(args.family, width=args.width, resolution=32, num_classes=10))
     train = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
@@ -128,7 +128,7 @@ def main() -> None:
     epochs = matched_epochs(args.out / "adapt", args.out / "base", splits, args.batch_size)
     multipliers = [args.width * m for m in parse_multipliers(args.multipliers)]
     baseline = run_baseline(args.family, multipliers, splits, replace(train, epochs=epochs),
-                            args.out / "baseline", f"cifar10:{args.data}", predictor, args.out / "adapt")
+                            args.out / "baseline", predictor, args.out / "adapt")
     stage("baseline_s", start)
 
     speedup, relation = speedup_at_equal_accuracy(result, baseline)

@@ -12,7 +12,7 @@ from rich.progress import Progress
 from hwadapt.adapt.family import measure_rows
 from hwadapt.adapt.rundir import STATE_FILE
 from hwadapt.arch import Arch, build
-from hwadapt.data import Splits, data_identity
+from hwadapt.data import Splits
 from hwadapt.errors import HwadaptError
 from hwadapt.materialize.torch_net import Net
 from hwadapt.train import TrainConfig, fit
@@ -30,14 +30,14 @@ def parse_multipliers(text: str) -> list[float]:
 
 
 def train_multipliers(family: str, multipliers: list[float], splits: Splits, config: TrainConfig, out: Path,
-                      data_spec: str, progress: Progress | None = None) -> list[dict]:
+                      progress: Progress | None = None) -> list[dict]:
     """Train (or resume) one network per multiplier under ``out/x<m>``; one row each."""
     rows = []
     for multiplier in multipliers:
         arch = build(family, width=multiplier, resolution=splits.resolution, num_classes=splits.num_classes)
         folder = out / f"x{multiplier:g}"
         net = Net(arch)
-        summary = fit(net, splits, config, folder, identity={"data": data_identity(data_spec)}, progress=progress)
+        summary = fit(net, splits, config, folder, identity={"data": splits.source}, progress=progress)
         rows.append({"multiplier": multiplier, "epochs": config.epochs, "arch": arch.to_dict(),
                      "holdout_accuracy": summary["holdout_accuracy"],
                      "test_accuracy": summary["test_accuracy"],

@@ -47,7 +47,7 @@ def run_demo(settings: DemoSettings, out: Path, run_adapt, run_baseline) -> None
     base = Net(build(settings.family, width=settings.width, resolution=settings.resolution, num_classes=10))
     train_config = TrainConfig(epochs=settings.epochs, lr=0.1, batch_size=settings.batch_size)
     with make_progress() as progress:
-        fit(base, splits, train_config, out / "base", identity={"data": "digits"}, progress=progress)
+        fit(base, splits, train_config, out / "base", identity={"data": splits.source}, progress=progress)
     budget = settings.budget_ratio * predictor.predict_ms(base.arch)
     console.print(f"[bold]3/4[/] NetAdapt to {budget:.3f} ms ({settings.budget_ratio:g} x base, predicted)")
     config = AdaptConfig(budget_ms=budget, first_step=0.1, decay=0.9, short_steps=40, short_lr=0.02,
@@ -59,7 +59,7 @@ def run_demo(settings: DemoSettings, out: Path, run_adapt, run_baseline) -> None
     console.print(f"[bold]4/4[/] width-multiplier baseline {multipliers}, {epochs} epochs each (same budget)")
     baseline = run_baseline(settings.family, multipliers, splits,
                             TrainConfig(epochs=epochs, lr=0.1, batch_size=settings.batch_size),
-                            out / "baseline", "digits", predictor, out / "adapt")
+                            out / "baseline", predictor, out / "adapt")
     pareto_png(out / "pareto.png", pd.read_csv(out / "adapt" / "family.csv"), baseline, report["budget_ms"],
                title=f"{settings.family} x{settings.width:g} on digits, ort-cpu")
     console.print(f"[bold green]done[/]: {out / 'pareto.png'}, {out / 'adapt' / 'report.json'}")

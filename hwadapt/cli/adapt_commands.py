@@ -16,7 +16,7 @@ from hwadapt.adapt.rundir import RunDir
 from hwadapt.arch import build
 from hwadapt.cli.common import console, friendly_errors
 from hwadapt.cli.main import app
-from hwadapt.data import data_identity, load_dataset
+from hwadapt.data import load_dataset
 from hwadapt.data.splits import HOLDOUT_FRACTION
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.materialize.torch_net import Net, load_checkpoint
@@ -48,7 +48,7 @@ def train(family: str = typer.Option(..., help="Model family, e.g. mobilenet_v1.
     net = Net(build(family, width=width, resolution=resolution, num_classes=splits.num_classes))
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed)
     with make_progress() as progress:
-        identity = {"data": data_identity(data), "holdout": holdout}
+        identity = {"data": splits.source, "holdout": holdout}
         summary = fit(net, splits, config, out, identity=identity, progress=progress)
     console.print(f"trained {family} x{width:g} on {splits.name}: holdout {summary['holdout_accuracy']:.4f}, "
                   f"test {summary['test_accuracy']:.4f} -> {out}")
@@ -110,7 +110,7 @@ def adapt_cmd(checkpoint: Path = typer.Option(..., help="Checkpoint directory of
                          criterion=criterion, max_iters=max_iters, batch_size=batch_size, seed=seed)
     run_adapt(base, splits, predictor, config, out, _load_baseline(baseline),
               {"checkpoint": _fingerprint(checkpoint / "weights.pt"), "lut": _fingerprint(lut),
-               "data": data_identity(data), "holdout": holdout})
+               "data": splits.source, "holdout": holdout})
 
 
 def run_adapt(base: Net, splits, predictor: LatencyPredictor, config: AdaptConfig, out: Path,
@@ -160,13 +160,13 @@ def baseline_cmd(family: str = typer.Option(..., help="Model family."),
             raise AdaptError("give both --adapt and --checkpoint to match that run's training budget")
         epochs = matched_epochs(adapt_dir, checkpoint, splits, batch_size) if adapt_dir else DEFAULT_EPOCHS
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
-    run_baseline(family, parse_multipliers(multipliers), splits, config, out, data, predictor, adapt_dir)
+    run_baseline(family, parse_multipliers(multipliers), splits, config, out, predictor, adapt_dir)
 
 
-def run_baseline(family: str, multipliers: list[float], splits, config: TrainConfig, out: Path, data: str,
+def run_baseline(family: str, multipliers: list[float], splits, config: TrainConfig, out: Path,
                  predictor: LatencyPredictor | None, adapt_dir: Path | None) -> pd.DataFrame:
     with make_progress() as progress:
-        rows = train_multipliers(family, multipliers, splits, config, out, data, progress)
+        rows = train_multipliers(family, multipliers, splits, config, out, progress)
     console.print("measuring the baseline end to end ...")
     frame = measure_baseline(rows, predictor)
     frame.to_csv(out / "baseline.csv", index=False)

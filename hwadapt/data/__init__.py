@@ -4,7 +4,6 @@ Images are kept in memory as uint8 NHWC arrays at the network resolution; batche
 normalised and augmented on the fly (:mod:`hwadapt.data.batches`).
 """
 from hwadapt.data.batches import augment, batches, to_tensor
-from hwadapt.data.sources import data_identity
 from hwadapt.data.splits import DataError, ImageSet, Splits, load_dataset
 
-__all__ = ["DataError", "ImageSet", "Splits", "augment", "batches", "data_identity", "load_dataset", "to_tensor"]
+__all__ = ["DataError", "ImageSet", "Splits", "augment", "batches", "load_dataset", "to_tensor"]

@@ -5,12 +5,12 @@ its proposals on it. The test split is only ever used for reported accuracy.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from hwadapt.data.sources import DataError, RawData, read_source
+from hwadapt.data.sources import DataError, RawData, data_identity, read_source
 
 HOLDOUT_FRACTION = 0.1
 
@@ -43,6 +43,8 @@ class Splits:
     flip: bool  # whether horizontal flips preserve the label (not for digits)
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    source: str = ""  # the --data spec with an absolute path: what resumable runs record
+
 
     @property
     def resolution(self) -> int:
@@ -97,4 +99,5 @@ def load_dataset(spec: str, resolution: int, *, seed: int = 0,
     """The splits of ``spec`` (``digits``, ``cifar10:PATH``, ``imagefolder:PATH``) at ``resolution``."""
     if not 0 < holdout_fraction < 1:
         raise DataError(f"holdout fraction must be in (0, 1), got {holdout_fraction}")
-    return make_splits(read_source(spec, resolution), seed=seed, holdout_fraction=holdout_fraction)
+    splits = make_splits(read_source(spec, resolution), seed=seed, holdout_fraction=holdout_fraction)
+    return replace(splits, source=data_identity(spec))

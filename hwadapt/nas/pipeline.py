@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from hwadapt.arch.proxyless import ProxylessSpace
-from hwadapt.data import Splits, data_identity, load_dataset
+from hwadapt.data import Splits, load_dataset
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.materialize.torch_net import Net
 from hwadapt.measure import MeasurePlan, measure_arch
@@ -68,7 +68,7 @@ class Context:
         return Path(self.job.out)
 
     def identity(self) -> dict:
-        return {"lut": self.predictor.meta.digest, "data": data_identity(self.job.data), "space": self.space.to_dict(),
+        return {"lut": self.predictor.meta.digest, "data": self.splits.source, "space": self.space.to_dict(),
                 "train_images": self.job.train_images, "holdout_images": self.job.holdout_images}
 
 
