@@ -19,11 +19,12 @@ import pandas as pd
 
 from device_agents import make_agent
 from hwadapt.arch.families import build
+from hwadapt.arch.spec import Arch
 from hwadapt.lut.calibrate import identity_calibration
 from hwadapt.lut.plots import scatter_png
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import build_lut
-from hwadapt.lut.validate import sample_archs, summarise, validate
+from hwadapt.lut.validate import summarise, validate
 from hwadapt.measure import measure_arch
 
 
@@ -52,7 +53,7 @@ def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path
     rows.to_csv(out / f"{lut.stem}.validate.csv", index=False)
     scatter_png(rows, out / f"{lut.stem}.validate.png", f"{family} {resolution}px {backend}")
     naive = LatencyPredictor(replace(predictor.meta, calibration=identity_calibration()), predictor.lookup)
-    naive_report = summarise(np.array([naive.predict_ms(a) for a in sample_archs(predictor, samples, 1)]),
+    naive_report = summarise(np.array([naive.predict_ms(Arch.from_json(a)) for a in rows["arch"]]),
                              rows["measured_ms"].to_numpy())
     spread, raw_spread = repeatability(predictor)
     return {"backend": backend, "family": family, "resolution": resolution, **report.to_dict(),

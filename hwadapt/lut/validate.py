@@ -28,12 +28,11 @@ class ValidationReport:
         return asdict(self)
 
 
-def sample_archs(predictor: LatencyPredictor, samples: int, seed: int) -> list[Arch]:
-    """Random members of the LUT's family (random per-layer widths, or random choices
-    of a search space), from a seed stream the calibration never uses."""
-    meta = predictor.meta
-    sample = family_space(meta.family).sample
-    return [sample(meta.resolution, meta.num_classes, np.random.default_rng([seed, VALIDATION_STREAM, i]))
+def sample_archs(family: str, resolution: int, num_classes: int, samples: int, seed: int) -> list[Arch]:
+    """Random members of a family (random per-layer widths, or random choices of a search
+    space), from a seed stream the calibration never uses."""
+    sample = family_space(family).sample
+    return [sample(resolution, num_classes, np.random.default_rng([seed, VALIDATION_STREAM, i]))
             for i in range(samples)]
 
 
@@ -54,7 +53,8 @@ def summarise(predicted: np.ndarray, measured: np.ndarray) -> ValidationReport:
 def validate(predictor: LatencyPredictor, samples: int, seed: int, batch_size: int = 8,
              plan: MeasurePlan | None = None, on_batch=None) -> tuple[ValidationReport, pd.DataFrame]:
     """Measure ``samples`` random architectures on the LUT's own agent and compare."""
-    archs = sample_archs(predictor, samples, seed)
+    meta = predictor.meta
+    archs = sample_archs(meta.family, meta.resolution, meta.num_classes, samples, seed)
     predicted = np.array([predictor.predict_ms(a) for a in archs])
     measured = []
     with predictor.make_agent() as agent:
