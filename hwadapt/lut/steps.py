@@ -13,19 +13,20 @@ import numpy as np
 
 from hwadapt.arch.ops import Op
 
-SWEEP_SIZE = 8  # feature-map side of the conv sweeps: enough work per channel to see the steps
-DW_SWEEP_SIZE = 16  # a depthwise conv does ~1/64 of a 1x1 conv's work per channel: a larger map
 SWEEP_FIXED = 64  # channel count of the axis that is not swept
 SWEEP_CHANNELS = tuple(range(64, 129, 8))
 CANDIDATE_STEPS = (32, 16)  # tried largest first; 1 means linear in the channel count
 STEPPED_BELOW = 0.25  # median cost still unpaid below a tile edge, relative to linear (0: a staircase)
 
-# (op kind, axis) -> the op of each swept channel count
+# (op kind, axis) -> the op of a channel count on a map of a size
 SWEEPS = {
-    ("conv", "cin"): lambda c: Op("conv", c, SWEEP_FIXED, SWEEP_SIZE, inputs=(-1,)),
-    ("conv", "cout"): lambda c: Op("conv", SWEEP_FIXED, c, SWEEP_SIZE, inputs=(-1,)),
-    ("dwconv", "cin"): lambda c: Op("dwconv", c, c, DW_SWEEP_SIZE, kernel=3, inputs=(-1,)),
+    ("conv", "cin"): lambda c, size: Op("conv", c, SWEEP_FIXED, size, inputs=(-1,)),
+    ("conv", "cout"): lambda c, size: Op("conv", SWEEP_FIXED, c, size, inputs=(-1,)),
+    ("dwconv", "cin"): lambda c, size: Op("dwconv", c, c, size, kernel=3, inputs=(-1,)),
 }
+# map sizes of the LUT's sweeps: enough work per channel to see the steps (a depthwise
+# conv does ~1/64 of a 1x1 conv's work per channel, so it gets a larger map)
+SWEEP_SIZES = {("conv", "cin"): 8, ("conv", "cout"): 8, ("dwconv", "cin"): 16}
 
 
 def pad(channels: int | float, step: int) -> int:
@@ -34,7 +35,7 @@ def pad(channels: int | float, step: int) -> int:
 
 
 def sweep_ops() -> dict[tuple[str, str], list[Op]]:
-    return {axis: [make(c) for c in SWEEP_CHANNELS] for axis, make in SWEEPS.items()}
+    return {axis: [make(c, SWEEP_SIZES[axis]) for c in SWEEP_CHANNELS] for axis, make in SWEEPS.items()}
 
 
 def detect_step(channels: list[int], ms: list[float]) -> int:
