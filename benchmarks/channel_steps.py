@@ -1,13 +1,13 @@
 """Channel steps: what one op costs for every channel count from 8 to 192.
 
-The LUT lookup rounds channel counts up to the kernel's tile before interpolating
-(``hwadapt.lut.steps``), with the tile found from one sweep per kernel axis at one map
-size. This sweeps the same axes at several map sizes, so the staircases, and where they
-change with the map size, can be seen: each op of each channel count measured twice
-(ascending, then descending order) in interleaved batches, raw levels in microseconds.
+CPU kernels work on channels in tiles, so an op's cost can be a staircase in its
+channel count rather than the line that the LUT's interpolation between grid points
+assumes. This sweeps a 1x1 conv's input and output channels (the other axis at 64) and a
+depthwise conv's channels, on several map sizes, each point measured twice (ascending,
+then descending order) in interleaved batches; raw levels in microseconds.
 
-Prints, per backend, axis and size, the tile ``detect_step`` finds on the 64..128 part of
-the sweep; writes ``sweeps.csv`` and ``sweeps.png`` under --out.
+Prints, per backend, axis and map size, the tile over which the 64..128 part of the
+sweep is flat (1: it grows linearly); writes ``sweeps.csv`` and ``sweeps.png`` under --out.
 
     python benchmarks/channel_steps.py --out benchmarks/results/channel_steps
 """
@@ -21,13 +21,41 @@ import numpy as np
 import pandas as pd
 
 from device_agents import make_agent
-from hwadapt.lut.steps import SWEEP_CHANNELS, SWEEPS, detect_step
+from hwadapt.arch.ops import Op
 from hwadapt.materialize import save_ops
 from hwadapt.materialize.weights import random_weights
 from hwadapt.measure.protocol import default_plan, measure_sessions
 
 CHANNELS = list(range(8, 193, 8))
-AXES = {" ".join(axis): make for axis, make in SWEEPS.items()}
+TILE_CHANNELS = list(range(64, 129, 8))  # where the tile is judged
+FIXED = 64  # channel count of the axis that is not swept
+AXES = {
+    "conv cin": lambda c, size: Op("conv", c, FIXED, size, inputs=(-1,)),
+    "conv cout": lambda c, size: Op("conv", FIXED, c, size, inputs=(-1,)),
+    "dwconv cin": lambda c, size: Op("dwconv", c, c, size, kernel=3, inputs=(-1,)),
+}
+CANDIDATE_TILES = (32, 16)  # tried largest first
+FLAT_BELOW = 0.25  # median cost still unpaid below a tile edge, relative to a linear cost
+
+
+def tile(channels: list[int], cost: list[float]) -> int:
+    """The largest candidate tile over which ``cost`` is flat, or 1 when it grows linearly.
+
+    For each channel count c: the cost at c rounded up to the tile, minus the cost at c,
+    over what a linear cost would add across that distance; about 1 for a linear cost,
+    0 when c already pays for its whole tile (a 16-channel staircase scores ~0.67 for a
+    32-channel tile).
+    """
+    at = dict(zip(channels, cost))
+    slope = (cost[-1] - cost[0]) / (channels[-1] - channels[0])
+    if slope <= 0:
+        return 1
+    for size in CANDIDATE_TILES:
+        up = lambda c: -(-c // size) * size  # noqa: E731
+        unpaid = [(at[up(c)] - at[c]) / (slope * (up(c) - c)) for c in channels if c % size and up(c) in at]
+        if unpaid and float(np.median(unpaid)) < FLAT_BELOW:
+            return size
+    return 1
 
 
 def sweep(backend: str, axis: str, size: int, batch: int = 8) -> pd.DataFrame:
@@ -52,7 +80,7 @@ def sweep(backend: str, axis: str, size: int, batch: int = 8) -> pd.DataFrame:
 
 def detected(frame: pd.DataFrame) -> int:
     cost = frame.groupby("channels")["us"].median()
-    return detect_step(list(SWEEP_CHANNELS), [float(cost[c]) for c in SWEEP_CHANNELS])
+    return tile(TILE_CHANNELS, [float(cost[c]) for c in TILE_CHANNELS])
 
 
 def sweeps_png(frame: pd.DataFrame, path: Path) -> None:

@@ -2,10 +2,9 @@
 the repeatability of end-to-end measurements.
 
 For every backend x family x resolution cell: the wall time to build the LUT, the
-`hwadapt lut validate` metrics, the same validation measurements scored by the naive
-sum and by the table with linear (not tile-aware) interpolation, and the spread (max vs
-min) of one model measured in 5 separate agent runs (probe-corrected, and raw). Prints a
-table; writes CSV and PNG.
+`hwadapt lut validate` metrics (and the naive sum's, on the same measurements), and the
+spread (max vs min) of one model measured in 5 separate agent runs (probe-corrected, and
+raw). Prints a table; writes CSV (the summary and each cell's validation measurements) and PNG.
 
     python benchmarks/predictor_accuracy.py --out benchmarks/results/predictor_accuracy
 """
@@ -22,13 +21,11 @@ import pandas as pd
 from device_agents import make_agent
 from hwadapt.arch.families import build
 from hwadapt.arch.spec import Arch
-from hwadapt.lut.calibrate import fit_calibration, identity_calibration
-from hwadapt.lut.lookup import OpLookup
+from hwadapt.lut.calibrate import identity_calibration
 from hwadapt.lut.plots import scatter_png
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import build_lut
-from hwadapt.lut.store import load_lut
-from hwadapt.lut.validate import ValidationReport, summarise, validate
+from hwadapt.lut.validate import summarise, validate
 from hwadapt.measure import measure_arch
 
 
@@ -56,27 +53,13 @@ def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path
     report, rows = validate(predictor, samples, seed=1)
     rows.to_csv(out / f"{lut.stem}.validate.csv", index=False)
     scatter_png(rows, out / f"{lut.stem}.validate.png", f"{family} {resolution}px {backend}")
-    naive = rescore(LatencyPredictor(replace(predictor.meta, calibration=identity_calibration()),
-                                     predictor.lookup), rows)
-    linear = rescore(linear_lookup(lut), rows)
+    naive_predictor = LatencyPredictor(replace(predictor.meta, calibration=identity_calibration()), predictor.lookup)
+    naive = summarise(np.array([naive_predictor.predict_ms(Arch.from_json(a)) for a in rows["arch"]]),
+                      rows["measured_ms"].to_numpy())
     spread, raw_spread = repeatability(predictor)
     return {"backend": backend, "family": family, "resolution": resolution, **report.to_dict(),
             "naive_within_10pct": naive.within_10pct, "naive_mape": naive.mape, "naive_bias_pct": naive.bias_pct,
-            "linear_within_5pct": linear.within_5pct, "linear_mape": linear.mape,
             "lut_build_s": round(build_s, 1), "repeat_spread_pct": spread, "raw_repeat_spread_pct": raw_spread}
-
-
-def rescore(predictor: LatencyPredictor, rows: pd.DataFrame) -> ValidationReport:
-    """Another predictor's metrics on the same validation measurements."""
-    predicted = np.array([predictor.predict_ms(Arch.from_json(a)) for a in rows["arch"]])
-    return summarise(predicted, rows["measured_ms"].to_numpy())
-
-
-def linear_lookup(lut: Path) -> LatencyPredictor:
-    """The LUT's predictor as it was before channel steps: linear in channel counts, recalibrated."""
-    meta, frame = load_lut(lut)
-    linear = replace(meta, channel_steps={}, calibration=fit_calibration(frame.to_dict("records")))
-    return LatencyPredictor(linear, OpLookup(frame))
 
 
 def main() -> None:

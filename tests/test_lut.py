@@ -12,7 +12,7 @@ from device_agents.base import DeviceAgent
 from hwadapt.arch import build, random_widths
 from hwadapt.cli.main import app
 from hwadapt.lut.predictor import LatencyPredictor, LutMismatchError
-from hwadapt.lut.profile import build_lut, measure_channel_steps, plan_jobs
+from hwadapt.lut.profile import build_lut, plan_jobs
 from hwadapt.lut.store import LutError, load_lut, row_key
 from hwadapt.measure import MeasurePlan, measure_arch
 
@@ -39,14 +39,6 @@ def test_table_holds_every_planned_key_once(tiny_lut):
     assert meta.reference_ms > 0 and meta.calibration["models"] == models
     assert meta.fingerprint["backend"] == "ort-cpu" and meta.fingerprint["threads"] == 1
     assert (frame["ms"] > 0).all()
-    assert meta.channel_steps == {}  # every channel count of the tiny family is a grid point
-
-
-def test_channel_steps_are_measured_for_each_kernel_axis(tmp_path):
-    with make_agent("ort-cpu") as agent:
-        steps = measure_channel_steps(agent, FAST, tmp_path)
-    assert steps.keys() == {"conv", "dwconv"} and steps["conv"].keys() == {"cin", "cout"}
-    assert {step for axes in steps.values() for step in axes.values()} <= {1, 16, 32}
 
 
 def test_prediction_tracks_end_to_end_measurement(tiny_lut):

@@ -80,7 +80,6 @@ def show(path: Path = typer.Argument(..., help="LUT parquet file."),
                   f"backend {meta.backend} ({fp.get('runtime')} {fp.get('runtime_version')}, "
                   f"{fp.get('threads')} thread(s), {fp.get('delegate')}) on {fp.get('device')}")
     console.print(f"probe reference {meta.reference_ms:.4f} ms; calibration {json.dumps(meta.calibration)}")
-    console.print(f"channel steps (kernel tiles) {json.dumps(meta.channel_steps) if meta.channel_steps else 'not measured: linear'}")
     ops = frame[frame["kind"] != "model"]
     table = Table("kind", "size", "kernel", "stride", "points", "min ms", "max ms", "throttled")
     for key, group in ops.groupby(["kind", "size", "kernel", "stride"]):
@@ -93,7 +92,7 @@ def show(path: Path = typer.Argument(..., help="LUT parquet file."),
     if frame["energy_mj"].notna().any():
         console.print(f"energy measured on {int(frame['energy_mj'].notna().sum())} rows")
     png = heatmap or path.with_suffix(".heatmap.png")
-    heatmap_png(OpLookup(frame, meta.channel_steps), png, f"{meta.family} {meta.resolution}px on {meta.backend}")
+    heatmap_png(OpLookup(frame), png, f"{meta.family} {meta.resolution}px on {meta.backend}")
     console.print(f"heatmap: {png}")
 
 

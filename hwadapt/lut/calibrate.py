@@ -52,13 +52,13 @@ def identity_calibration() -> dict[str, Any]:
     return {"coef": coef, "models": 0, "fit_mape": None}
 
 
-def fit_calibration(rows: list[dict[str, Any]], steps: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
-    """Fit the coefficients on the table's whole-model rows (``steps``: the LUT's channel steps)."""
+def fit_calibration(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fit the coefficients on the table's whole-model rows."""
     frame = pd.DataFrame(rows)
     models = frame[frame["kind"] == "model"]
     if len(models) < len(FEATURES) + 2:
         return identity_calibration()
-    lookup = OpLookup(frame, steps)
+    lookup = OpLookup(frame)
     X, y = [], []
     for _, row in models.iterrows():
         ops = lower(Arch.from_json(row["arch"]))

@@ -1,5 +1,4 @@
-"""Per-op lookup: the measured grid of each shape class, interpolated between points
-(in channel counts rounded up to the kernels' tile, see :mod:`hwadapt.lut.steps`)."""
+"""Per-op lookup: the measured grid of each shape class, interpolated between points."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +6,6 @@ import pandas as pd
 from scipy.interpolate import RegularGridInterpolator
 
 from hwadapt.arch.ops import Op
-from hwadapt.lut.steps import pad
 from hwadapt.lut.store import LutError
 
 SHAPE_COLUMNS = ["kind", "size", "kernel", "stride", "act"]
@@ -19,48 +17,37 @@ def describe(op: Op) -> str:
 
 
 class ShapeTable:
-    """The grid of one shape class: exact on grid points, bilinear in between.
+    """The grid of one shape class: exact on grid points, bilinear in between."""
 
-    ``steps`` gives, per axis (``cin``, ``cout``), the channel tile of the kernel: grid
-    points and queries are rounded up to it, and grid points that round to the same
-    count (they cost the same) are averaged.
-    """
-
-    def __init__(self, key: tuple, frame: pd.DataFrame, steps: dict[str, int] | None = None) -> None:
+    def __init__(self, key: tuple, frame: pd.DataFrame) -> None:
         self.key = key
-        self.cin, self.cout = np.sort(frame["cin"].unique()), np.sort(frame["cout"].unique())
-        self.diagonal = key[0] in ("dwconv", "add", "pool")
-        self.axes = [self.cin] if self.diagonal else [self.cin, self.cout]
-        self.steps = [(steps or {}).get(name, 1) for name in ("cin", "cout")[:len(self.axes)]]
-        grid = self._padded_grid(frame.set_index(["cin", "cout"])["ms"])
-        self._padded = [grid.index.to_numpy()] if self.diagonal else [grid.index.to_numpy(), grid.columns.to_numpy()]
-        self._free = [i for i, axis in enumerate(self._padded) if len(axis) > 1]
-        values = grid.to_numpy().reshape([len(self._padded[i]) for i in self._free])
-        self._interp = (RegularGridInterpolator([self._padded[i].astype(float) for i in self._free], values)
-                        if self._free else None)
-        self._scalar = float(values) if not self._free else None
-
-    def _padded_grid(self, values: pd.Series) -> pd.Series | pd.DataFrame:
-        """Grid values indexed by channel counts rounded up to the steps (duplicates averaged)."""
-        if self.diagonal:
-            grid = pd.Series([values[(c, c)] for c in self.cin], index=self.cin)
-            return grid.groupby(lambda c: pad(c, self.steps[0])).mean()
-        try:
-            grid = pd.DataFrame([[values[(ci, co)] for co in self.cout] for ci in self.cin],
-                                index=self.cin, columns=self.cout)
-        except KeyError as exc:
-            cin, cout = map(int, exc.args[0])
-            kind, size, kernel, stride = self.key[:4]
-            raise LutError(f"LUT grid of {kind} at {size}px k{kernel} s{stride} is incomplete "
-                           f"(no {cin}->{cout} entry); "
-                           "re-run `hwadapt profile` with the same --out to finish it") from exc
-        grid = grid.groupby(lambda c: pad(c, self.steps[0])).mean()
-        return grid.T.groupby(lambda c: pad(c, self.steps[1])).mean().T
+        self.cin = np.sort(frame["cin"].unique())
+        self.cout = np.sort(frame["cout"].unique())
+        diagonal = key[0] in ("dwconv", "add", "pool")
+        values = frame.set_index(["cin", "cout"])["ms"]
+        if diagonal:
+            axes, grid = (self.cin,), np.array([values[(c, c)] for c in self.cin])
+        else:
+            try:
+                grid = np.array([[values[(ci, co)] for co in self.cout] for ci in self.cin])
+            except KeyError as exc:
+                cin, cout = map(int, exc.args[0])
+                raise LutError(f"LUT grid of {key[0]} at {key[1]}px k{key[2]} s{key[3]} is incomplete "
+                               f"(no {cin}->{cout} entry); "
+                               "re-run `hwadapt profile` with the same --out to finish it") from exc
+            axes = (self.cin, self.cout)
+        self.diagonal = diagonal
+        self._axes = [a for a in axes if len(a) > 1]
+        self._fixed = [a[0] for a in axes if len(a) == 1]
+        squeezed = grid.reshape([len(a) for a in axes if len(a) > 1]) if self._axes else grid.reshape(())
+        self._interp = RegularGridInterpolator(self._axes, squeezed) if self._axes else None
+        self._scalar = float(squeezed) if not self._axes else None
 
     def point(self, op: Op) -> tuple[list[float], bool]:
         coords = [op.cin] if self.diagonal else [op.cin, op.cout]
+        axes = [self.cin] if self.diagonal else [self.cin, self.cout]
         free, interpolated = [], False
-        for i, (value, axis) in enumerate(zip(coords, self.axes)):
+        for value, axis in zip(coords, axes):
             if len(axis) == 1:
                 if value != axis[0]:
                     raise LutError(f"LUT has no entry for {describe(op)} (this shape is only measured at "
@@ -69,10 +56,8 @@ class ShapeTable:
             if not axis[0] <= value <= axis[-1]:
                 raise LutError(f"LUT does not cover {describe(op)}: channels outside "
                                f"[{int(axis[0])}, {int(axis[-1])}]")
-            padded = pad(value, self.steps[i])
-            if i in self._free:
-                interpolated |= padded not in self._padded[i]
-                free.append(float(padded))
+            interpolated |= value not in axis
+            free.append(float(value))
         return free, interpolated
 
     def ms(self, op: Op) -> tuple[float, bool]:
@@ -83,12 +68,11 @@ class ShapeTable:
 
 
 class OpLookup:
-    """All shape classes of a LUT; ``steps`` is the LUT's ``channel_steps`` ({kind: {axis: tile}})."""
+    """All shape classes of a LUT."""
 
-    def __init__(self, frame: pd.DataFrame, steps: dict[str, dict[str, int]] | None = None) -> None:
+    def __init__(self, frame: pd.DataFrame) -> None:
         ops = frame[frame["kind"] != "model"]
-        self.tables = {key: ShapeTable(key, group, (steps or {}).get(key[0]))
-                       for key, group in ops.groupby(SHAPE_COLUMNS)}
+        self.tables = {key: ShapeTable(key, group) for key, group in ops.groupby(SHAPE_COLUMNS)}
 
     def ms(self, op: Op) -> tuple[float, bool]:
         """Standalone time of ``op`` in ms, and whether it was interpolated."""

@@ -24,8 +24,7 @@ from hwadapt.arch.groups import random_widths
 from hwadapt.arch.ops import Op
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.calibrate import fit_calibration
-from hwadapt.lut.space import grid_settings, interpolates, shape_classes
-from hwadapt.lut.steps import channel_steps, sweep_ops
+from hwadapt.lut.space import grid_settings, shape_classes
 from hwadapt.lut.store import (ROW_KEY, Journal, LutError, LutMeta, journal_path, load_lut, read_journal,
                                row_key, save_lut, sidecar_path)
 from hwadapt.materialize import export, save_ops
@@ -159,28 +158,14 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
                     save_lut(path, meta, rows)
                 _run_jobs(agent, jobs, probe_session, meta.reference_ms, plan, Path(tmp), batch_size,
                           journal, rows, show_progress)
-                if not meta.channel_steps and interpolates(family, resolution, num_classes):
-                    meta.channel_steps = measure_channel_steps(agent, plan, Path(tmp), probe_session, meta.reference_ms)
             finally:
                 probe_session.close()
-        meta.calibration = fit_calibration(rows, meta.channel_steps)
+        meta.calibration = fit_calibration(rows)
     finally:
         journal.close()
         save_lut(path, meta, rows)
     journal_path(path).unlink(missing_ok=True)
     return meta
-
-
-def measure_channel_steps(agent: DeviceAgent, plan: MeasurePlan, workdir: Path, probe: ModelSession | None = None,
-                          reference_ms: float | None = None) -> dict[str, dict[str, int]]:
-    """Each kernel axis's channel tile, from a dense sweep of channel counts (one batch per axis)."""
-    sweep_ms = {}
-    for axis, ops in sweep_ops().items():
-        rows = _measure_batch(agent, [Job((), op=op) for op in ops], probe, reference_ms, plan, workdir)
-        sweep_ms[axis] = [row["ms"] for row in rows]
-    steps = channel_steps(sweep_ms)
-    log.info("channel steps: %s", steps)
-    return steps
 
 
 def _reference_level(agent: DeviceAgent, probe: ModelSession, plan: MeasurePlan) -> float:

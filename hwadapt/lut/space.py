@@ -65,13 +65,6 @@ class ShapeClass:
                 for ci, co in pairs]
 
 
-def interpolates(family: str, resolution: int, num_classes: int) -> bool:
-    """Whether some channel count of the family falls between two grid points."""
-    step = grid_settings(family)["granularity"]
-    grids = [g for cls in shape_classes(family, resolution, num_classes) for g in (cls.cin_grid, cls.cout_grid)]
-    return any(b - a > step for grid in grids for a, b in zip(grid, grid[1:]))
-
-
 def shape_classes(family: str, resolution: int, num_classes: int) -> list[ShapeClass]:
     """The shape classes of a family, each with its channel grids."""
     top: dict[tuple, list[int]] = {}

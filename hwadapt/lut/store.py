@@ -39,7 +39,6 @@ class LutMeta:
     reference_ms: float | None = None  # the probe's level while the table was built
     grid: dict[str, int] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
-    channel_steps: dict[str, dict[str, int]] = field(default_factory=dict)  # see hwadapt.lut.steps
     format: int = LUT_FORMAT
     digest: str = ""
     rows: int = 0
