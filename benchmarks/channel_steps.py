@@ -38,6 +38,10 @@ CANDIDATE_TILES = (32, 16)  # tried largest first
 FLAT_BELOW = 0.25  # median cost still unpaid below a tile edge, relative to a linear cost
 
 
+def round_up(channels: int, size: int) -> int:
+    return -(-channels // size) * size
+
+
 def tile(channels: list[int], cost: list[float]) -> int:
     """The largest candidate tile over which ``cost`` is flat, or 1 when it grows linearly.
 
@@ -51,8 +55,8 @@ def tile(channels: list[int], cost: list[float]) -> int:
     if slope <= 0:
         return 1
     for size in CANDIDATE_TILES:
-        up = lambda c: -(-c // size) * size  # noqa: E731
-        unpaid = [(at[up(c)] - at[c]) / (slope * (up(c) - c)) for c in channels if c % size and up(c) in at]
+        unpaid = [(at[round_up(c, size)] - at[c]) / (slope * (round_up(c, size) - c))
+                  for c in channels if c % size and round_up(c, size) in at]
         if unpaid and float(np.median(unpaid)) < FLAT_BELOW:
             return size
     return 1
