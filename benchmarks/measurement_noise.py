@@ -29,12 +29,9 @@ import numpy as np
 import pandas as pd
 
 from device_agents import make_agent
-from hwadapt.lut.validate import sample_archs
+from hwadapt.lut.validate import BATCH_SIZE, sample_archs
 from hwadapt.measure import Probe, default_probe, measure_archs
 from hwadapt.measure.protocol import default_plan
-
-BATCH = 8  # architectures per measurement window, as `hwadapt lut validate` uses
-
 
 def one_run(backend: str, archs: list, probe: Probe, long_rounds: int, run: int) -> list[dict]:
     """Measure every architecture once with each plan (their order alternating between
@@ -47,8 +44,8 @@ def one_run(backend: str, archs: list, probe: Probe, long_rounds: int, run: int)
                                  time_cap_s=default.time_cap_s * long_rounds / default.min_rounds)}
         for name in sorted(plans, reverse=bool(run % 2)):
             start, measured = time.perf_counter(), []
-            for first in range(0, len(archs), BATCH):
-                measured += measure_archs(agent, archs[first:first + BATCH], plan=plans[name], probe=probe)
+            for first in range(0, len(archs), BATCH_SIZE):
+                measured += measure_archs(agent, archs[first:first + BATCH_SIZE], plan=plans[name], probe=probe)
             run_s = time.perf_counter() - start
             rows += [{"run": run, "plan": name, "arch": i, "raw_ms": m.raw_ms, "corrected": m.median_ms,
                       "run_s": run_s} for i, m in enumerate(measured)]

@@ -12,6 +12,7 @@ from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.measure import MeasurePlan, measure_archs
 
 VALIDATION_STREAM = 1  # calibration models use stream 0 of a seed
+BATCH_SIZE = 8  # architectures measured together in one window
 
 
 @dataclass
@@ -50,7 +51,7 @@ def summarise(predicted: np.ndarray, measured: np.ndarray) -> ValidationReport:
     )
 
 
-def validate(predictor: LatencyPredictor, samples: int, seed: int, batch_size: int = 8,
+def validate(predictor: LatencyPredictor, samples: int, seed: int, batch_size: int = BATCH_SIZE,
              plan: MeasurePlan | None = None, on_batch=None) -> tuple[ValidationReport, pd.DataFrame]:
     """Measure ``samples`` random architectures on the LUT's own agent and compare."""
     meta = predictor.meta
