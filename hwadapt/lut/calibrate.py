@@ -52,13 +52,13 @@ def identity_calibration() -> dict[str, Any]:
     return {"coef": coef, "models": 0, "fit_mape": None}
 
 
-def fit_calibration(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Fit the coefficients on the table's whole-model rows."""
+def fit_calibration(rows: list[dict[str, Any]], period: int = 0) -> dict[str, Any]:
+    """Fit the coefficients on the table's whole-model rows (``period``: the grid's, for the lookup)."""
     frame = pd.DataFrame(rows)
     models = frame[frame["kind"] == "model"]
     if len(models) < len(FEATURES) + 2:
         return identity_calibration()
-    lookup = OpLookup(frame)
+    lookup = OpLookup(frame, period)
     X, y = [], []
     for _, row in models.iterrows():
         ops = lower(Arch.from_json(row["arch"]))

@@ -17,62 +17,75 @@ def describe(op: Op) -> str:
 
 
 class ShapeTable:
-    """The grid of one shape class: exact on grid points, bilinear in between."""
+    """The grid of one shape class: exact on grid points, linear (bilinear) in between.
 
-    def __init__(self, key: tuple, frame: pd.DataFrame) -> None:
-        self.key = key
+    With a ``period`` (the grid's residue points, ``space.channel_grid``), a channel count
+    is interpolated between the grid points of its own residue class modulo ``period``
+    where that class brackets it, and between all points otherwise.
+    """
+
+    def __init__(self, key: tuple, frame: pd.DataFrame, period: int = 0) -> None:
+        self.key, self.period = key, period
         self.cin = np.sort(frame["cin"].unique())
         self.cout = np.sort(frame["cout"].unique())
-        diagonal = key[0] in ("dwconv", "add", "pool")
+        self.diagonal = key[0] in ("dwconv", "add", "pool")
         values = frame.set_index(["cin", "cout"])["ms"]
-        if diagonal:
-            axes, grid = (self.cin,), np.array([values[(c, c)] for c in self.cin])
+        if self.diagonal:
+            self._grid = np.array([values[(c, c)] for c in self.cin])
         else:
             try:
-                grid = np.array([[values[(ci, co)] for co in self.cout] for ci in self.cin])
+                self._grid = np.array([[values[(ci, co)] for co in self.cout] for ci in self.cin])
             except KeyError as exc:
                 cin, cout = map(int, exc.args[0])
                 raise LutError(f"LUT grid of {key[0]} at {key[1]}px k{key[2]} s{key[3]} is incomplete "
                                f"(no {cin}->{cout} entry); "
                                "re-run `hwadapt profile` with the same --out to finish it") from exc
-            axes = (self.cin, self.cout)
-        self.diagonal = diagonal
-        self._axes = [a for a in axes if len(a) > 1]
-        self._fixed = [a[0] for a in axes if len(a) == 1]
-        squeezed = grid.reshape([len(a) for a in axes if len(a) > 1]) if self._axes else grid.reshape(())
-        self._interp = RegularGridInterpolator(self._axes, squeezed) if self._axes else None
-        self._scalar = float(squeezed) if not self._axes else None
+        self._interpolators: dict[tuple, RegularGridInterpolator] = {}
 
-    def point(self, op: Op) -> tuple[list[float], bool]:
+    @property
+    def axes(self) -> list[np.ndarray]:
+        return [self.cin] if self.diagonal else [self.cin, self.cout]
+
+    def _check(self, op: Op) -> list[int]:
         coords = [op.cin] if self.diagonal else [op.cin, op.cout]
-        axes = [self.cin] if self.diagonal else [self.cin, self.cout]
-        free, interpolated = [], False
-        for value, axis in zip(coords, axes):
-            if len(axis) == 1:
-                if value != axis[0]:
-                    raise LutError(f"LUT has no entry for {describe(op)} (this shape is only measured at "
-                                   f"{int(axis[0])} channels)")
-                continue
+        for value, axis in zip(coords, self.axes):
+            if len(axis) == 1 and value != axis[0]:
+                raise LutError(f"LUT has no entry for {describe(op)} (this shape is only measured at "
+                               f"{int(axis[0])} channels)")
             if not axis[0] <= value <= axis[-1]:
                 raise LutError(f"LUT does not cover {describe(op)}: channels outside "
                                f"[{int(axis[0])}, {int(axis[-1])}]")
-            interpolated |= value not in axis
-            free.append(float(value))
-        return free, interpolated
+        return coords
+
+    def _points(self, axis: np.ndarray, value: int) -> tuple[int, ...]:
+        """Indices of the axis points to interpolate ``value`` between."""
+        if self.period:
+            same = np.flatnonzero(axis % self.period == value % self.period)
+            if len(same) >= 2 and axis[same[0]] <= value <= axis[same[-1]]:
+                return tuple(same)
+        return tuple(range(len(axis)))
 
     def ms(self, op: Op) -> tuple[float, bool]:
-        free, interpolated = self.point(op)
-        if self._interp is None:
-            return self._scalar, False
-        return float(self._interp([free])[0]), interpolated
+        coords = self._check(op)
+        interpolated = any(v not in axis for v, axis in zip(coords, self.axes))
+        picks = tuple(self._points(axis, v) for v, axis in zip(coords, self.axes))
+        free = [i for i, axis in enumerate(self.axes) if len(axis) > 1]
+        if not free:
+            return float(self._grid.reshape(-1)[0]), False
+        if picks not in self._interpolators:
+            sub = self._grid[np.ix_(*picks)].reshape([len(picks[i]) for i in free])
+            self._interpolators[picks] = RegularGridInterpolator(
+                [self.axes[i][list(picks[i])] for i in free], sub)
+        point = [float(coords[i]) for i in free]
+        return float(self._interpolators[picks]([point])[0]), interpolated
 
 
 class OpLookup:
     """All shape classes of a LUT."""
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    def __init__(self, frame: pd.DataFrame, period: int = 0) -> None:
         ops = frame[frame["kind"] != "model"]
-        self.tables = {key: ShapeTable(key, group) for key, group in ops.groupby(SHAPE_COLUMNS)}
+        self.tables = {key: ShapeTable(key, group, period) for key, group in ops.groupby(SHAPE_COLUMNS)}
 
     def ms(self, op: Op) -> tuple[float, bool]:
         """Standalone time of ``op`` in ms, and whether it was interpolated."""

@@ -145,6 +145,7 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
     fresh = LutMeta(family, resolution, num_classes, agent.backend, agent.fingerprint(),
                     probe.arch.to_dict(), grid=grid_settings(family))
     meta, rows = _start(agent, path, fresh)
+    meta.grid = fresh.grid  # the jobs below are planned on the current grid
     done = {row_key(r) for r in rows}
     jobs = [j for j in plan_jobs(family, resolution, num_classes, calibration_models, seed) if j.key not in done]
     random.Random(seed).shuffle(jobs)
@@ -160,7 +161,7 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
                           journal, rows, show_progress)
             finally:
                 probe_session.close()
-        meta.calibration = fit_calibration(rows)
+        meta.calibration = fit_calibration(rows, meta.grid.get("period", 0))
     finally:
         journal.close()
         save_lut(path, meta, rows)

@@ -15,7 +15,7 @@ from hwadapt.arch.families import family_space
 from hwadapt.arch.ops import Op
 from hwadapt.errors import HwadaptError
 
-DEFAULT_GRID = {"granularity": 8, "dense_until": 32, "points": 7}
+DEFAULT_GRID = {"granularity": 8, "dense_until": 32, "points": 7, "period": 32}
 SPACE_DIR = Path(__file__).resolve().parents[2] / "lut" / "spaces"
 
 
@@ -30,13 +30,21 @@ def grid_settings(family: str) -> dict[str, int]:
     return dict(DEFAULT_GRID)
 
 
-def channel_grid(top: int, granularity: int = 8, dense_until: int = 32, points: int = 7) -> list[int]:
+def channel_grid(top: int, granularity: int = 8, dense_until: int = 32, points: int = 7,
+                 period: int = 0) -> list[int]:
     """Grid of channel counts from ``granularity`` to ``top``: every step up to
-    ``dense_until``, then ``points`` evenly spaced multiples of ``granularity``."""
+    ``dense_until``, then ``points`` evenly spaced multiples of ``granularity``.
+
+    With a ``period``, each spaced point comes with the counts just below it in every
+    residue class modulo ``period`` (p - 8, p - 16, p - 24 for 32): a kernel's cost depends
+    on how a channel count aligns with its register tile as much as on its size (on a
+    1x1 map a 224->488 conv costs more than 240->704), so the lookup interpolates between
+    points of the query's own residue class."""
     if top <= granularity:
         return [top]
     dense = list(range(granularity, min(dense_until, top) + 1, granularity))
     spaced = [int(round(top * k / (points - 1) / granularity)) * granularity for k in range(1, points)]
+    spaced = [p - r for p in spaced for r in range(0, period or granularity, granularity)]
     return sorted({c for c in dense + spaced if 0 < c <= top} | {top})
 
 
@@ -76,10 +84,16 @@ def shape_classes(family: str, resolution: int, num_classes: int) -> list[ShapeC
         # the network input (stem) and the classifier output are not prunable
         fixed_in[key] = fixed_in.get(key, True) and op.inputs == (-1,)
     settings = grid_settings(family)
+    # a conv's input-channel axis is measured without residue points (they would multiply
+    # a 2-D grid); its output axis, and the single axis of the 1-D kinds, with them
+    coarse = {**settings, "period": 0}
     classes = []
     for key, (cin, cout) in sorted(top.items()):
         kind = key[0]
-        cin_grid = (cin,) if fixed_in[key] and kind == "conv" else tuple(channel_grid(cin, **settings))
+        if fixed_in[key] and kind == "conv":
+            cin_grid = (cin,)
+        else:
+            cin_grid = tuple(channel_grid(cin, **(coarse if kind in ("conv", "fc") else settings)))
         cout_grid = (cout,) if kind == "fc" else tuple(channel_grid(cout, **settings))
         classes.append(ShapeClass(*key, cin_grid, cout_grid))
     if not classes:
