@@ -39,7 +39,7 @@ class AdaptConfig:
     short_steps: int = 100  # short-term fine-tune of each proposal, in SGD steps
     short_lr: float = 0.01
     long_epochs: int = 10  # long-term fine-tune of the final network
-    long_lr: float = 0.01
+    long_lr: float = 0.05  # restarts at the training lr: +3 points on CIFAR-10 over 0.01 (benchmarks README, run E)
     select: str = "accuracy"
     criterion: str = "l2"
     max_iters: int = 100

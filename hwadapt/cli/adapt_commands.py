@@ -89,7 +89,7 @@ def adapt_cmd(checkpoint: Path = typer.Option(..., help="Checkpoint directory of
               decay: float = typer.Option(0.96, help="Reduction schedule decay per iteration."),
               short_steps: int = typer.Option(100, help="Short-term fine-tune steps per proposal."),
               short_lr: float = typer.Option(0.01), long_epochs: int = typer.Option(10, help="Long-term epochs."),
-              long_lr: float = typer.Option(0.01), select: str = typer.Option("accuracy", help="accuracy | ratio"),
+              long_lr: float = typer.Option(0.05), select: str = typer.Option("accuracy", help="accuracy | ratio"),
               criterion: str = typer.Option("l2", help="Filter importance: l2 | l1."),
               max_iters: int = typer.Option(100), batch_size: int = typer.Option(128),
               seed: int = typer.Option(0), holdout: float = typer.Option(HOLDOUT_FRACTION),
