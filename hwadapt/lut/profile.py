@@ -161,7 +161,7 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
                           journal, rows, show_progress)
             finally:
                 probe_session.close()
-        meta.calibration = fit_calibration(rows, meta.grid.get("period", 0))
+        meta.calibration = fit_calibration(rows, meta.period)
     finally:
         journal.close()
         save_lut(path, meta, rows)

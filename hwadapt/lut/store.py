@@ -43,6 +43,11 @@ class LutMeta:
     digest: str = ""
     rows: int = 0
 
+    @property
+    def period(self) -> int:
+        """The grid's residue period (0: tables measured before residue points)."""
+        return int(self.grid.get("period", 0))
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LutMeta:
         if not isinstance(data, dict):
