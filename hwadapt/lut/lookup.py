@@ -40,6 +40,7 @@ class ShapeTable:
                 raise LutError(f"LUT grid of {key[0]} at {key[1]}px k{key[2]} s{key[3]} is incomplete "
                                f"(no {cin}->{cout} entry); "
                                "re-run `hwadapt profile` with the same --out to finish it") from exc
+        self._free = [i for i, axis in enumerate(self.axes) if len(axis) > 1]  # axes with more than one point
         self._interpolators: dict[tuple, RegularGridInterpolator] = {}
 
     @property
@@ -69,7 +70,7 @@ class ShapeTable:
         coords = self._check(op)
         interpolated = any(v not in axis for v, axis in zip(coords, self.axes))
         picks = tuple(self._points(axis, v) for v, axis in zip(coords, self.axes))
-        free = [i for i, axis in enumerate(self.axes) if len(axis) > 1]
+        free = self._free
         if not free:
             return float(self._grid.reshape(-1)[0]), False
         if picks not in self._interpolators:
