@@ -4,7 +4,7 @@ import pytest
 
 from hwadapt.arch.ops import Op
 from hwadapt.lut.lookup import ShapeTable
-from hwadapt.lut.space import channel_grid
+from hwadapt.lut.space import DEFAULT_GRID, GridPeriods, channel_grid, shape_classes
 
 
 def test_grid_holds_every_residue_class_near_each_spaced_point():
@@ -25,7 +25,7 @@ def conv_table(period: int) -> ShapeTable:
     couts = channel_grid(256, period=32)
     frame = pd.DataFrame([{"cin": cin, "cout": cout, "ms": aligned_cheap_ms(cout)}
                           for cin in (8, 64) for cout in couts])
-    return ShapeTable(("conv", 1, 1, 1, "relu"), frame, period)
+    return ShapeTable(("conv", 1, 1, 1, "relu"), frame, GridPeriods(output=period))
 
 
 @pytest.mark.parametrize("cout", [48, 96, 136, 184, 224])
@@ -37,3 +37,26 @@ def test_lookup_interpolates_within_the_residue_class(cout):
 def test_without_a_period_the_lookup_mixes_residue_classes():
     op = Op("conv", 32, 184, 1, 1, 1, "relu")  # between 168 and 192 (aligned)
     assert conv_table(0).ms(op)[0] < 0.95 * aligned_cheap_ms(184)
+
+
+def staircase_ms(cin: int) -> float:
+    """A kernel that reads its input channels in 16-wide tiles: 40 costs what 48 does."""
+    return -(-cin // 16) * 16 / 1000
+
+
+def test_input_axis_interpolates_within_its_own_period():
+    cins = channel_grid(256, period=16)
+    frame = pd.DataFrame([{"cin": cin, "cout": cout, "ms": staircase_ms(cin)} for cin in cins for cout in (8, 64)])
+    op = Op("conv", 136, 32, 1, 1, 1, "relu")  # between grid points 128 and 160, costs what 144 does
+    staircase = ShapeTable(("conv", 1, 1, 1, "relu"), frame, GridPeriods(input=16))
+    mixed = ShapeTable(("conv", 1, 1, 1, "relu"), frame, GridPeriods(output=16))
+    assert staircase.ms(op)[0] == pytest.approx(staircase_ms(136))
+    assert mixed.ms(op)[0] < 0.97 * staircase_ms(136)
+
+
+def test_input_period_adds_residue_points_to_conv_inputs_only():
+    for cls in shape_classes("mobilenet_v1", 32, 10, {**DEFAULT_GRID, "input_period": 16}):
+        if cls.kind == "conv" and max(cls.cin_grid) > 64:
+            assert {c % 16 for c in cls.cin_grid if c > 32} == {0, 8}
+        if cls.kind == "dwconv" and max(cls.cin_grid) > 64:
+            assert len({c % 32 for c in cls.cin_grid if c > 32}) == 4

@@ -13,7 +13,7 @@ from hwadapt.arch import build, random_widths
 from hwadapt.cli.main import app
 from hwadapt.lut.predictor import LatencyPredictor, LutMismatchError
 from hwadapt.lut.profile import build_lut, plan_jobs
-from hwadapt.lut.store import LutError, load_lut, row_key
+from hwadapt.lut.store import LutError, load_lut, row_key, save_lut
 from hwadapt.measure import MeasurePlan, measure_arch
 
 FAST = MeasurePlan(round_ms=4, min_rounds=4, max_rounds=8, warmup_runs=2)
@@ -70,7 +70,8 @@ class InterruptingAgent(DeviceAgent):
         return self.inner.open(path)
 
 
-def test_interrupted_profile_resumes_without_losing_or_duplicating(tmp_path, tiny_lut):
+def test_interrupted_profile_resumes_without_losing_or_duplicating(tmp_path, tiny_lut, monkeypatch):
+    monkeypatch.setattr("hwadapt.lut.profile.suspect_rows", lambda rows: [])  # no re-check (test_outliers)
     path = tmp_path / "resume.parquet"
     with pytest.raises(KeyboardInterrupt):
         build_lut(InterruptingAgent(after=30), "tiny", 16, path, calibration_models=12, plan=FAST,
@@ -85,6 +86,25 @@ def test_interrupted_profile_resumes_without_losing_or_duplicating(tmp_path, tin
     assert len(keys) == len(set(keys)) == len(plan_jobs("tiny", 16, 10, 12, 0))
     kept = {row_key(r): r["measured_at"] for r in full.to_dict("records") if row_key(r) in before}
     assert kept == before  # finished rows were kept, not re-measured
+
+
+def test_profile_remeasures_a_spoiled_point(tmp_path, tiny_lut):
+    path = tmp_path / "spoiled.parquet"
+    shutil.copy(tiny_lut, path)
+    shutil.copy(tiny_lut.with_suffix(".json"), path.with_suffix(".json"))
+    meta, frame = load_lut(path)
+    rows = frame.to_dict("records")
+    convs = [i for i, r in enumerate(rows) if r["kind"] == "conv" and r["kernel"] == 1]
+    victim = min(convs, key=lambda i: (rows[i]["cin"], rows[i]["cout"]))  # every other 1x1 conv is wider
+    true_ms = rows[victim]["ms"]
+    rows[victim]["ms"] = 10 * true_ms
+    save_lut(path, meta, rows)
+    with make_agent("ort-cpu") as agent:
+        build_lut(agent, "tiny", 16, path, calibration_models=12, plan=FAST, show_progress=False)
+    _, after = load_lut(path)
+    again = after[[row_key(r) == row_key(rows[victim]) for r in after.to_dict("records")]]
+    assert len(again) == 1 and again["ms"].iloc[0] == pytest.approx(true_ms, rel=0.5)
+    assert len(after) == len(frame)
 
 
 def test_corrupt_or_edited_tables_are_refused(tmp_path, tiny_lut):

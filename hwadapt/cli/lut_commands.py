@@ -92,7 +92,7 @@ def show(path: Path = typer.Argument(..., help="LUT parquet file."),
     if frame["energy_mj"].notna().any():
         console.print(f"energy measured on {int(frame['energy_mj'].notna().sum())} rows")
     png = heatmap or path.with_suffix(".heatmap.png")
-    heatmap_png(OpLookup(frame, meta.period), png, f"{meta.family} {meta.resolution}px on {meta.backend}")
+    heatmap_png(OpLookup(frame, meta.periods), png, f"{meta.family} {meta.resolution}px on {meta.backend}")
     console.print(f"heatmap: {png}")
 
 

@@ -23,6 +23,7 @@ from scipy.optimize import lsq_linear
 from hwadapt.arch.ops import Op, lower
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.lookup import OpLookup
+from hwadapt.lut.space import GridPeriods
 
 FEATURES = ("const", "conv1x1", "convkxk", "dwconv", "add", "head", "n_ops")
 SCALES = ("conv1x1", "convkxk", "dwconv", "add", "head")
@@ -52,13 +53,13 @@ def identity_calibration() -> dict[str, Any]:
     return {"coef": coef, "models": 0, "fit_mape": None}
 
 
-def fit_calibration(rows: list[dict[str, Any]], period: int = 0) -> dict[str, Any]:
-    """Fit the coefficients on the table's whole-model rows (``period``: the grid's, for the lookup)."""
+def fit_calibration(rows: list[dict[str, Any]], periods: GridPeriods = GridPeriods()) -> dict[str, Any]:
+    """Fit the coefficients on the table's whole-model rows (``periods``: the grid's, for the lookup)."""
     frame = pd.DataFrame(rows)
     models = frame[frame["kind"] == "model"]
     if len(models) < len(FEATURES) + 2:
         return identity_calibration()
-    lookup = OpLookup(frame, period)
+    lookup = OpLookup(frame, periods)
     X, y = [], []
     for _, row in models.iterrows():
         ops = lower(Arch.from_json(row["arch"]))

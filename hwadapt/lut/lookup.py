@@ -6,6 +6,7 @@ import pandas as pd
 from scipy.interpolate import RegularGridInterpolator
 
 from hwadapt.arch.ops import Op
+from hwadapt.lut.space import ONE_AXIS_KINDS, GridPeriods
 from hwadapt.lut.store import LutError
 
 SHAPE_COLUMNS = ["kind", "size", "kernel", "stride", "act"]
@@ -19,16 +20,17 @@ def describe(op: Op) -> str:
 class ShapeTable:
     """The grid of one shape class: exact on grid points, linear (bilinear) in between.
 
-    With a ``period`` (the grid's residue points, ``space.channel_grid``), a channel count
-    is interpolated between the grid points of its own residue class modulo ``period``
+    Along an axis with a residue period (the grid's residue points, ``space.channel_grid``),
+    a channel count is interpolated between the grid points of its own residue class
     where that class brackets it, and between all points otherwise.
     """
 
-    def __init__(self, key: tuple, frame: pd.DataFrame, period: int = 0) -> None:
-        self.key, self.period = key, period
+    def __init__(self, key: tuple, frame: pd.DataFrame, periods: GridPeriods = GridPeriods()) -> None:
+        self.key = key
         self.cin = np.sort(frame["cin"].unique())
         self.cout = np.sort(frame["cout"].unique())
-        self.diagonal = key[0] in ("dwconv", "add", "pool")
+        self.diagonal = key[0] in ONE_AXIS_KINDS
+        self.periods = periods.axes(key[0])
         values = frame.set_index(["cin", "cout"])["ms"]
         if self.diagonal:
             self._grid = np.array([values[(c, c)] for c in self.cin])
@@ -58,10 +60,11 @@ class ShapeTable:
                                f"[{int(axis[0])}, {int(axis[-1])}]")
         return coords
 
-    def _points(self, axis: np.ndarray, value: int) -> tuple[int, ...]:
+    @staticmethod
+    def _points(axis: np.ndarray, value: int, period: int) -> tuple[int, ...]:
         """Indices of the axis points to interpolate ``value`` between."""
-        if self.period:
-            same = np.flatnonzero(axis % self.period == value % self.period)
+        if period:
+            same = np.flatnonzero(axis % period == value % period)
             if len(same) >= 2 and axis[same[0]] <= value <= axis[same[-1]]:
                 return tuple(same)
         return tuple(range(len(axis)))
@@ -69,7 +72,7 @@ class ShapeTable:
     def ms(self, op: Op) -> tuple[float, bool]:
         coords = self._check(op)
         interpolated = any(v not in axis for v, axis in zip(coords, self.axes))
-        picks = tuple(self._points(axis, v) for v, axis in zip(coords, self.axes))
+        picks = tuple(self._points(axis, v, period) for v, axis, period in zip(coords, self.axes, self.periods))
         free = self._free
         if not free:
             return float(self._grid.reshape(-1)[0]), False
@@ -84,9 +87,9 @@ class ShapeTable:
 class OpLookup:
     """All shape classes of a LUT."""
 
-    def __init__(self, frame: pd.DataFrame, period: int = 0) -> None:
+    def __init__(self, frame: pd.DataFrame, periods: GridPeriods = GridPeriods()) -> None:
         ops = frame[frame["kind"] != "model"]
-        self.tables = {key: ShapeTable(key, group, period) for key, group in ops.groupby(SHAPE_COLUMNS)}
+        self.tables = {key: ShapeTable(key, group, periods) for key, group in ops.groupby(SHAPE_COLUMNS)}
 
     def ms(self, op: Op) -> tuple[float, bool]:
         """Standalone time of ``op`` in ms, and whether it was interpolated."""

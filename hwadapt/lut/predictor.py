@@ -40,7 +40,7 @@ class LatencyPredictor:
     @classmethod
     def load(cls, path: str | Path, *, force: bool = False) -> LatencyPredictor:
         meta, frame = load_lut(path)
-        return cls(meta, OpLookup(frame, meta.period), force)
+        return cls(meta, OpLookup(frame, meta.periods), force)
 
     # -- compatibility ------------------------------------------------------------
     def check(self, arch: Arch) -> None:

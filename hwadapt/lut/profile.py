@@ -24,7 +24,8 @@ from hwadapt.arch.groups import random_widths
 from hwadapt.arch.ops import Op
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.calibrate import fit_calibration
-from hwadapt.lut.space import grid_settings, shape_classes
+from hwadapt.lut.outliers import TOLERANCE, keep_faster, suspect_rows
+from hwadapt.lut.space import grid_settings, shape_classes, standalone_op
 from hwadapt.lut.store import (ROW_KEY, Journal, LutError, LutMeta, journal_path, load_lut, read_journal,
                                row_key, save_lut, sidecar_path)
 from hwadapt.materialize import export, save_ops
@@ -73,9 +74,10 @@ def calibration_archs(family: str, resolution: int, num_classes: int, count: int
     return archs[:count]
 
 
-def plan_jobs(family: str, resolution: int, num_classes: int, calibration_models: int, seed: int) -> list[Job]:
+def plan_jobs(family: str, resolution: int, num_classes: int, calibration_models: int, seed: int,
+              grid: dict[str, int] | None = None) -> list[Job]:
     jobs = [Job(row_key(op_row_key(op)), op=op)
-            for cls in shape_classes(family, resolution, num_classes) for op in cls.ops()]
+            for cls in shape_classes(family, resolution, num_classes, grid) for op in cls.ops()]
     jobs += [Job(row_key(model_row_key(a)), arch=a)
              for a in calibration_archs(family, resolution, num_classes, calibration_models, seed)]
     unique = {job.key: job for job in jobs}  # a random draw can repeat a network: measure it once
@@ -143,11 +145,12 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
     path, plan = Path(out_path), plan or default_plan(agent)
     probe = default_probe(resolution)
     fresh = LutMeta(family, resolution, num_classes, agent.backend, agent.fingerprint(),
-                    probe.arch.to_dict(), grid=grid_settings(family))
+                    probe.arch.to_dict(), grid=grid_settings(family, agent.backend))
     meta, rows = _start(agent, path, fresh)
     meta.grid = fresh.grid  # the jobs below are planned on the current grid
     done = {row_key(r) for r in rows}
-    jobs = [j for j in plan_jobs(family, resolution, num_classes, calibration_models, seed) if j.key not in done]
+    jobs = [j for j in plan_jobs(family, resolution, num_classes, calibration_models, seed, meta.grid)
+            if j.key not in done]
     random.Random(seed).shuffle(jobs)
     journal = Journal(path)
     try:
@@ -159,14 +162,30 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
                     save_lut(path, meta, rows)
                 _run_jobs(agent, jobs, probe_session, meta.reference_ms, plan, Path(tmp), batch_size,
                           journal, rows, show_progress)
+                _remeasure_suspects(agent, rows, probe_session, meta.reference_ms, plan, Path(tmp), batch_size)
             finally:
                 probe_session.close()
-        meta.calibration = fit_calibration(rows, meta.period)
+        meta.calibration = fit_calibration(rows, meta.periods)
     finally:
         journal.close()
         save_lut(path, meta, rows)
     journal_path(path).unlink(missing_ok=True)
     return meta
+
+
+def _remeasure_suspects(agent: DeviceAgent, rows: list[dict[str, Any]], probe: ModelSession, reference_ms: float,
+                        plan: MeasurePlan, workdir: Path, batch_size: int) -> None:
+    """Measure again the grid points that cost far more than a wider op (``outliers``)."""
+    suspects = suspect_rows(rows)
+    if not suspects:
+        return
+    jobs = [Job(row_key(r), op=standalone_op(*row_key(r)[:7])) for r in suspects]
+    remeasured = []
+    for start in range(0, len(jobs), batch_size):
+        remeasured += _measure_batch(agent, jobs[start:start + batch_size], probe, reference_ms, plan, workdir)
+    replaced = keep_faster(rows, remeasured)
+    log.info("re-measured %d grid points costing over %.1fx a wider op; %d were faster the second time",
+             len(suspects), TOLERANCE, replaced)
 
 
 def _reference_level(agent: DeviceAgent, probe: ModelSession, plan: MeasurePlan) -> float:

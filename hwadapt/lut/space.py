@@ -15,7 +15,8 @@ from hwadapt.arch.families import family_space
 from hwadapt.arch.ops import Op
 from hwadapt.errors import HwadaptError
 
-DEFAULT_GRID = {"granularity": 8, "dense_until": 32, "points": 7, "period": 32}
+DEFAULT_GRID = {"granularity": 8, "dense_until": 32, "points": 7, "period": 32, "input_period": 0}
+ONE_AXIS_KINDS = ("dwconv", "add", "pool")  # input channels = output channels
 SPACE_DIR = Path(__file__).resolve().parents[2] / "lut" / "spaces"
 
 
@@ -23,11 +24,13 @@ def reachable_ops(family: str, resolution: int, num_classes: int) -> list[Op]:
     return family_space(family).ops(resolution, num_classes)
 
 
-def grid_settings(family: str) -> dict[str, int]:
+def grid_settings(family: str, backend: str = "") -> dict[str, int]:
+    """The family's grid, with the overrides its file gives for ``backend`` (``"backends"``:
+    a channel tile is the backend's kernels', not the family's)."""
     path = SPACE_DIR / f"{family}.json"
-    if path.is_file():
-        return {**DEFAULT_GRID, **json.loads(path.read_text())}
-    return dict(DEFAULT_GRID)
+    settings = json.loads(path.read_text()) if path.is_file() else {}
+    overrides = settings.pop("backends", {}).get(backend, {})
+    return {**DEFAULT_GRID, **settings, **overrides}
 
 
 def channel_grid(top: int, granularity: int = 8, dense_until: int = 32, points: int = 7,
@@ -49,6 +52,30 @@ def channel_grid(top: int, granularity: int = 8, dense_until: int = 32, points: 
 
 
 @dataclass(frozen=True)
+class GridPeriods:
+    """Residue periods of a LUT's channel grids (0: no residue points on that axis).
+
+    ``output``: a conv's output axis and the single axis of depthwise, add and pooling;
+    ``input``: a conv's (and the classifier's) input axis."""
+    output: int = 0
+    input: int = 0
+
+    @classmethod
+    def of(cls, grid: dict[str, int]) -> GridPeriods:
+        return cls(int(grid.get("period", 0)), int(grid.get("input_period", 0)))
+
+    def axes(self, kind: str) -> tuple[int, ...]:
+        """The period of each axis of a shape class of ``kind`` (its lookup's axes)."""
+        return (self.output,) if kind in ONE_AXIS_KINDS else (self.input, self.output)
+
+
+def standalone_op(kind: str, size: int, kernel: int, stride: int, act: str, cin: int, cout: int) -> Op:
+    """The op a LUT row measures (the row key's order), fed by the model's own input(s)."""
+    return Op(kind, int(cin), int(cout), int(size), int(kernel), int(stride), act,
+              inputs=(-1, -2) if kind == "add" else (-1,))
+
+
+@dataclass(frozen=True)
 class ShapeClass:
     kind: str
     size: int
@@ -64,17 +91,17 @@ class ShapeClass:
 
     def ops(self) -> list[Op]:
         """One standalone op per grid point."""
-        if self.kind in ("dwconv", "add", "pool"):
+        if self.kind in ONE_AXIS_KINDS:
             pairs = [(c, c) for c in self.cin_grid]
         else:
             pairs = [(ci, co) for ci in self.cin_grid for co in self.cout_grid]
-        inputs = (-1, -2) if self.kind == "add" else (-1,)
-        return [Op(self.kind, ci, co, self.size, self.kernel, self.stride, self.act, inputs=inputs)
-                for ci, co in pairs]
+        return [standalone_op(*self.key, ci, co) for ci, co in pairs]
 
 
-def shape_classes(family: str, resolution: int, num_classes: int) -> list[ShapeClass]:
-    """The shape classes of a family, each with its channel grids."""
+def shape_classes(family: str, resolution: int, num_classes: int,
+                  grid: dict[str, int] | None = None) -> list[ShapeClass]:
+    """The shape classes of a family, each with its channel grids (``grid``: settings as
+    :func:`grid_settings` gives them; the family's default)."""
     top: dict[tuple, list[int]] = {}
     fixed_in: dict[tuple, bool] = {}
     for op in reachable_ops(family, resolution, num_classes):
@@ -83,17 +110,17 @@ def shape_classes(family: str, resolution: int, num_classes: int) -> list[ShapeC
         hi[0], hi[1] = max(hi[0], op.cin), max(hi[1], op.cout)
         # the network input (stem) and the classifier output are not prunable
         fixed_in[key] = fixed_in.get(key, True) and op.inputs == (-1,)
-    settings = grid_settings(family)
-    # a conv's input-channel axis is measured without residue points (they would multiply
-    # a 2-D grid); its output axis, and the single axis of the 1-D kinds, with them
-    coarse = {**settings, "period": 0}
+    settings = dict(grid or grid_settings(family))
+    # a conv's input axis has its own period: residue points there multiply a 2-D grid
+    input_period = settings.pop("input_period")
+    input_axis = {**settings, "period": input_period}
     classes = []
     for key, (cin, cout) in sorted(top.items()):
         kind = key[0]
         if fixed_in[key] and kind == "conv":
             cin_grid = (cin,)
         else:
-            cin_grid = tuple(channel_grid(cin, **(coarse if kind in ("conv", "fc") else settings)))
+            cin_grid = tuple(channel_grid(cin, **(input_axis if kind in ("conv", "fc") else settings)))
         cout_grid = (cout,) if kind == "fc" else tuple(channel_grid(cout, **settings))
         classes.append(ShapeClass(*key, cin_grid, cout_grid))
     if not classes:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from hwadapt.errors import HwadaptError
+from hwadapt.lut.space import GridPeriods
 
 LUT_FORMAT = 1
 ROW_KEY = ["kind", "size", "kernel", "stride", "act", "cin", "cout", "arch"]
@@ -44,9 +45,9 @@ class LutMeta:
     rows: int = 0
 
     @property
-    def period(self) -> int:
-        """The grid's residue period (0: tables measured before residue points)."""
-        return int(self.grid.get("period", 0))
+    def periods(self) -> GridPeriods:
+        """The grid's residue periods (0: tables measured before residue points)."""
+        return GridPeriods.of(self.grid)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LutMeta:
