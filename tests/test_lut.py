@@ -28,6 +28,12 @@ def tiny_lut(tmp_path_factory, tiny_family):
     return path
 
 
+def copy_lut(source, target):
+    """A LUT (table and sidecar) under another name."""
+    shutil.copy(source, target)
+    shutil.copy(source.with_suffix(".json"), target.with_suffix(".json"))
+
+
 def test_table_holds_every_planned_key_once(tiny_lut):
     meta, frame = load_lut(tiny_lut)
     planned = {job.key for job in plan_jobs("tiny", 16, 10, 12, 0)}
@@ -71,7 +77,7 @@ class InterruptingAgent(DeviceAgent):
 
 
 def test_interrupted_profile_resumes_without_losing_or_duplicating(tmp_path, tiny_lut, monkeypatch):
-    monkeypatch.setattr("hwadapt.lut.profile.suspect_rows", lambda rows: [])  # no re-check (test_outliers)
+    monkeypatch.setattr("hwadapt.lut.profile.suspect_rows", lambda rows: [])  # no re-check (tested below)
     path = tmp_path / "resume.parquet"
     with pytest.raises(KeyboardInterrupt):
         build_lut(InterruptingAgent(after=30), "tiny", 16, path, calibration_models=12, plan=FAST,
@@ -90,8 +96,7 @@ def test_interrupted_profile_resumes_without_losing_or_duplicating(tmp_path, tin
 
 def test_profile_remeasures_a_spoiled_point(tmp_path, tiny_lut):
     path = tmp_path / "spoiled.parquet"
-    shutil.copy(tiny_lut, path)
-    shutil.copy(tiny_lut.with_suffix(".json"), path.with_suffix(".json"))
+    copy_lut(tiny_lut, path)
     meta, frame = load_lut(path)
     rows = frame.to_dict("records")
     convs = [i for i, r in enumerate(rows) if r["kind"] == "conv" and r["kernel"] == 1]
@@ -109,8 +114,7 @@ def test_profile_remeasures_a_spoiled_point(tmp_path, tiny_lut):
 
 def test_corrupt_or_edited_tables_are_refused(tmp_path, tiny_lut):
     copy = tmp_path / "t.parquet"
-    shutil.copy(tiny_lut, copy)
-    shutil.copy(tiny_lut.with_suffix(".json"), copy.with_suffix(".json"))
+    copy_lut(tiny_lut, copy)
     frame = pd.read_parquet(copy)
     frame.loc[0, "ms"] *= 2
     frame.to_parquet(copy)
@@ -141,8 +145,7 @@ def test_lut_of_another_family_or_shape_is_refused(tiny_lut):
 
 def test_profile_refuses_to_mix_tables(tmp_path, tiny_lut):
     copy = tmp_path / "t.parquet"
-    shutil.copy(tiny_lut, copy)
-    shutil.copy(tiny_lut.with_suffix(".json"), copy.with_suffix(".json"))
+    copy_lut(tiny_lut, copy)
     before = copy.read_bytes()
     result = runner.invoke(app, ["profile", "--backend", "ort-cpu", "--family", "tiny", "--resolution", "32",
                                  "--out", str(copy)])
