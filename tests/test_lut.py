@@ -90,8 +90,11 @@ def test_interrupted_profile_resumes_without_losing_or_duplicating(tmp_path, tin
     _, full = load_lut(path)
     keys = [row_key(r) for r in full.to_dict("records")]
     assert len(keys) == len(set(keys)) == len(plan_jobs("tiny", 16, 10, 12, 0))
-    kept = {row_key(r): r["measured_at"] for r in full.to_dict("records") if row_key(r) in before}
-    assert kept == before  # finished rows were kept, not re-measured
+    ops = full[full["kind"] != "model"]
+    ops_before = {key: at for key, at in before.items() if key[0] != "model"}
+    kept = {row_key(r): r["measured_at"] for r in ops.to_dict("records") if row_key(r) in before}
+    assert ops_before and kept == ops_before  # finished ops were kept, not re-measured
+    assert (full.loc[full["kind"] == "model", "windows"] == 2).all() and (ops["windows"] == 1).all()
 
 
 def test_profile_remeasures_a_spoiled_point(tmp_path, tiny_lut):
@@ -102,7 +105,7 @@ def test_profile_remeasures_a_spoiled_point(tmp_path, tiny_lut):
     convs = [i for i, r in enumerate(rows) if r["kind"] == "conv" and r["kernel"] == 1]
     victim = min(convs, key=lambda i: (rows[i]["cin"], rows[i]["cout"]))  # every other 1x1 conv is wider
     true_ms = rows[victim]["ms"]
-    rows[victim]["ms"] = 10 * true_ms
+    rows[victim]["ms"], rows[victim]["windows"] = 10 * true_ms, 1
     save_lut(path, meta, rows)
     with make_agent("ort-cpu") as agent:
         build_lut(agent, "tiny", 16, path, calibration_models=12, plan=FAST, show_progress=False)

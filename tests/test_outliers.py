@@ -29,4 +29,5 @@ def test_only_faster_remeasurements_replace_rows():
     slower = {**rows[0], "ms": rows[0]["ms"] * 2}
     faster = {**rows[1], "ms": rows[1]["ms"] / 2}
     assert keep_faster(rows, [slower, faster]) == 1
-    assert rows[0]["ms"] == linear_ms(8, 8) and rows[1] is faster
+    assert rows[0]["ms"] == linear_ms(8, 8) and rows[1]["ms"] == faster["ms"]
+    assert [r.get("windows") for r in rows[:3]] == [2, 2, None]  # both re-measured rows count two windows

@@ -1,5 +1,6 @@
 """Building a LUT: measure every grid point of every shape class a family reaches,
-plus a few whole random-width models that calibrate the predictor.
+plus a few whole random-width models that calibrate the predictor; then a second window
+for the calibration models and for grid points that look spoiled.
 
 Resumable: finished rows go to a journal as they are measured, and a re-run skips every
 key already in the table or the journal.
@@ -13,6 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,8 +26,9 @@ from hwadapt.arch.groups import random_widths
 from hwadapt.arch.ops import Op
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.calibrate import fit_calibration
-from hwadapt.lut.outliers import TOLERANCE, keep_faster, suspect_rows
+from hwadapt.lut.outliers import TOLERANCE, keep_faster, suspect_rows, windows
 from hwadapt.lut.space import grid_settings, shape_classes, standalone_op
+from hwadapt.lut.validate import BATCH_SIZE as VALIDATION_BATCH
 from hwadapt.lut.store import (ROW_KEY, Journal, LutError, LutMeta, journal_path, load_lut, read_journal,
                                row_key, save_lut, sidecar_path)
 from hwadapt.materialize import export, save_ops
@@ -101,7 +104,7 @@ def _row(job: Job, m: Measurement, energy: float | None) -> dict[str, Any]:
     conditions = m.conditions[-1] if m.conditions else {}
     return {**key, **{k: v for k, v in m.to_row().items() if k != "median_ms"}, "ms": m.median_ms,
             "energy_mj": energy, "throttled": bool(throttled),
-            "conditions": json.dumps(conditions, default=str), "measured_at": time.time()}
+            "conditions": json.dumps(conditions, default=str), "measured_at": time.time(), "windows": 1}
 
 
 def _measure_batch(agent: DeviceAgent, jobs: list[Job], probe: ModelSession, reference_ms: float,
@@ -162,7 +165,8 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
                     save_lut(path, meta, rows)
                 _run_jobs(agent, jobs, probe_session, meta.reference_ms, plan, Path(tmp), batch_size,
                           journal, rows, show_progress)
-                _remeasure_suspects(agent, rows, probe_session, meta.reference_ms, plan, Path(tmp), batch_size)
+                _second_windows(agent, rows, probe_session, meta.reference_ms, plan, Path(tmp), batch_size,
+                                lambda: save_lut(path, meta, rows))
             finally:
                 probe_session.close()
         meta.calibration = fit_calibration(rows, meta.periods)
@@ -173,19 +177,31 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
     return meta
 
 
-def _remeasure_suspects(agent: DeviceAgent, rows: list[dict[str, Any]], probe: ModelSession, reference_ms: float,
-                        plan: MeasurePlan, workdir: Path, batch_size: int) -> None:
-    """Measure again the grid points that cost far more than a wider op (``outliers``)."""
-    suspects = suspect_rows(rows)
-    if not suspects:
-        return
-    jobs = [Job(row_key(r), op=standalone_op(*row_key(r)[:7])) for r in suspects]
-    remeasured = []
-    for start in range(0, len(jobs), batch_size):
-        remeasured += _measure_batch(agent, jobs[start:start + batch_size], probe, reference_ms, plan, workdir)
-    replaced = keep_faster(rows, remeasured)
-    log.info("re-measured %d grid points costing over %.1fx a wider op; %d were faster the second time",
-             len(suspects), TOLERANCE, replaced)
+def _job_of(row: dict[str, Any]) -> Job:
+    key = row_key(row)
+    if row["kind"] == "model":
+        return Job(key, arch=Arch.from_json(row["arch"]))
+    return Job(key, op=standalone_op(*key[:7]))
+
+
+def _second_windows(agent: DeviceAgent, rows: list[dict[str, Any]], probe: ModelSession, reference_ms: float,
+                    plan: MeasurePlan, workdir: Path, batch_size: int, checkpoint: Callable[[], None]) -> None:
+    """Measure in a second window (keeping the faster figure) the rows a single window
+    cannot be trusted with: grid points costing far more than a wider op (``outliers``),
+    and the calibration models, whose fit must rest on the same two-window minimum that
+    ``lut validate`` measures networks with (else the predictor carries a level shift of a
+    few percent); models go in batches of whole models, as validation measures them."""
+    stages = [(f"grid points over {TOLERANCE:.1f}x a wider op", suspect_rows(rows), batch_size),
+              ("calibration models", [r for r in rows if r["kind"] == "model"], VALIDATION_BATCH)]
+    for label, targets, size in stages:
+        jobs = [_job_of(r) for r in targets if windows(r) < 2]
+        replaced = 0
+        for start in range(0, len(jobs), size):
+            replaced += keep_faster(rows, _measure_batch(agent, jobs[start:start + size], probe, reference_ms,
+                                                         plan, workdir))
+            checkpoint()
+        if jobs:
+            log.info("second window for %d %s: %d were faster", len(jobs), label, replaced)
 
 
 def _reference_level(agent: DeviceAgent, probe: ModelSession, plan: MeasurePlan) -> float:
