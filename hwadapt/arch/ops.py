@@ -103,3 +103,12 @@ def lower(arch: Arch) -> list[Op]:
 def weighted(op: Op) -> bool:
     """Whether the op carries a weight and bias."""
     return op.kind in ("conv", "dwconv", "fc")
+
+
+def weight_shape(op: Op) -> tuple[int, ...]:
+    """A weighted op's weight, in PyTorch's layout (conv: cout x cin/groups x k x k; fc: cout x cin)."""
+    if op.kind == "conv":
+        return (op.cout, op.cin, op.kernel, op.kernel)
+    if op.kind == "dwconv":
+        return (op.cout, 1, op.kernel, op.kernel)
+    return (op.cout, op.cin)

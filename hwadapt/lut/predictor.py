@@ -10,7 +10,7 @@ from device_agents import make_agent
 from device_agents.base import DeviceAgent
 from hwadapt.arch.ops import Op, lower
 from hwadapt.arch.spec import Arch
-from hwadapt.lut.calibrate import FEATURES, feature_name, identity_calibration
+from hwadapt.lut.calibrate import FEATURES, feature_name, identity_calibration, weight_mb
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.store import LutError, LutMeta, load_lut
 from hwadapt.measure import Probe
@@ -63,9 +63,10 @@ class LatencyPredictor:
 
     # -- prediction ---------------------------------------------------------------
     def op_cost(self, op: Op) -> tuple[float, bool]:
-        """Calibrated in-network cost of one op (scaled LUT time plus per-op overhead)."""
+        """Calibrated in-network cost of one op (scaled LUT time, weight traffic, per-op overhead)."""
         ms, interpolated = self.lookup.ms(op)
-        return self.coef[feature_name(op)] * ms + self.coef["n_ops"], interpolated
+        cost = self.coef[feature_name(op)] * ms + self.coef["weights_mb"] * weight_mb(op) + self.coef["n_ops"]
+        return cost, interpolated
 
     def predict(self, arch: Arch) -> Prediction:
         self.check(arch)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hwadapt.arch.ops import Op, lower, weighted
+from hwadapt.arch.ops import Op, lower, weight_shape, weighted
 from hwadapt.arch.spec import Arch
 from hwadapt.materialize.torch_net import ConvBNAct, Net
 
@@ -47,14 +47,6 @@ def folded_weights(net: Net) -> OpWeights:
         else:
             out.append(None)
     return out
-
-
-def weight_shape(op: Op) -> tuple[int, ...]:
-    if op.kind == "conv":
-        return (op.cout, op.cin, op.kernel, op.kernel)
-    if op.kind == "dwconv":
-        return (op.cout, 1, op.kernel, op.kernel)
-    return (op.cout, op.cin)
 
 
 def random_weights(ops: list[Op], seed: int = 0) -> OpWeights:
