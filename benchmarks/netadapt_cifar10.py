@@ -83,6 +83,14 @@ def speedup_at_equal_accuracy(result: dict, baseline: pd.DataFrame) -> tuple[flo
     return float(np.interp(target, accuracy, latency) / result["measured_ms"]), "="
 
 
+def search_seconds_to(family: pd.DataFrame, fraction: float) -> float | None:
+    """Training seconds NetAdapt's search spent until a member was predicted at ``fraction``
+    of the base latency (``family.csv``'s per-member seconds survive interruptions)."""
+    search = family[family["stage"] != "long-term"]
+    reached = search.index[search["predicted_ms"] <= fraction * search["predicted_ms"].iloc[0]]
+    return float(search.loc[:reached[0], "seconds"].sum()) if len(reached) else None
+
+
 def main() -> None:
     args = arguments()
     torch.set_num_threads(args.threads)
@@ -141,13 +149,15 @@ def main() -> None:
              for m, p, ms, a in baseline[["multiplier", "predicted_ms", "measured_ms", "test_accuracy"]].itertuples(index=False)]
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "results.csv", index=False)
-    pareto_png(args.out / "pareto.png", pd.read_csv(args.out / "adapt" / "family.csv"), baseline,
+    family = pd.read_csv(args.out / "adapt" / "family.csv")
+    pareto_png(args.out / "pareto.png", family, baseline,
                result["budget_ms"], title=f"{args.family} x{args.width:g}, CIFAR-10 32 px, ort-cpu")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"budget {result['budget_ms']:.4f} ms (predicted); NetAdapt measured/predicted "
           f"{result['measured_ms'] / result['predicted_ms']:.3f}; speedup over the base {result['measured_speedup']:.2f}x")
     print(f"measured speedup over the width-multiplier baseline at equal test accuracy: {relation} {speedup:.2f}x")
     print(f"wall time (s): {timings}; baseline epochs per network: {epochs}")
+    print(f"NetAdapt search training time to half the base latency (s): {search_seconds_to(family, 0.5)}")
 
 
 if __name__ == "__main__":

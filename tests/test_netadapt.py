@@ -110,6 +110,7 @@ def test_adapt_meets_the_budget_and_reports(checkpoint, lut, tmp_path):
     assert len(steps) == report["iterations"] >= 1
     assert np.all(np.diff(family["predicted_ms"].iloc[:-1]) < 0)  # every iteration is cheaper
     assert family["measured_ms"].notna().all() and (out / "pareto.png").stat().st_size > 10_000
+    assert (steps["seconds"] > 0).all() and family["seconds"].iloc[-1] > 0  # fine-tunes, long-term epoch
     _check_exports(out)
 
 

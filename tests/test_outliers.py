@@ -1,5 +1,5 @@
 """Spoiled grid points, found by comparison with wider ops (re-measurement: test_lut)."""
-from hwadapt.lut.outliers import keep_faster, suspect_rows
+from hwadapt.lut.outliers import median, merge_windows, suspect_rows
 
 
 def conv_rows(ms_of):
@@ -28,6 +28,16 @@ def test_only_faster_remeasurements_replace_rows():
     rows = conv_rows(linear_ms)
     slower = {**rows[0], "ms": rows[0]["ms"] * 2}
     faster = {**rows[1], "ms": rows[1]["ms"] / 2}
-    assert keep_faster(rows, [slower, faster]) == 1
+    assert merge_windows(rows, [[slower, faster]]) == 1
     assert rows[0]["ms"] == linear_ms(8, 8) and rows[1]["ms"] == faster["ms"]
     assert [r.get("windows") for r in rows[:3]] == [2, 2, None]  # both re-measured rows count two windows
+
+
+def test_the_median_window_ignores_a_fast_and_a_slow_one():
+    rows = conv_rows(linear_ms)
+    rows[0]["ms"] /= 2  # its first window read fast
+    first = [{**rows[0], "ms": linear_ms(8, 8)}, {**rows[1], "ms": rows[1]["ms"] * 1.01}]
+    second = [{**rows[0], "ms": linear_ms(8, 8) * 1.3}, {**rows[1], "ms": rows[1]["ms"] * 3}]
+    assert merge_windows(rows, [first, second], median) == 2
+    assert rows[0]["ms"] == linear_ms(8, 8) and rows[1]["ms"] == linear_ms(8, 16) * 1.01
+    assert rows[0]["windows"] == rows[1]["windows"] == 3

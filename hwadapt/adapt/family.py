@@ -17,7 +17,7 @@ from hwadapt.measure import MeasurePlan, default_probe, measure_archs
 
 DEFAULT_BACKEND = "ort-cpu"
 FAMILY_COLUMNS = ["iteration", "stage", "group", "predicted_ms", "measured_ms", "holdout_accuracy",
-                  "test_accuracy", "arch"]
+                  "test_accuracy", "seconds", "arch"]
 
 
 def family_frame(state: dict) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import asdict, dataclass
 
 from rich.progress import Progress
@@ -63,10 +64,12 @@ class AdaptConfig:
 
 
 def _row(net: Net, splits: Splits, iteration: int, predicted_ms: float, holdout: float, *,
-         group: str = "", stage: str = "short-term") -> dict:
+         group: str = "", stage: str = "short-term", seconds: float = 0.0) -> dict:
+    """A family member; ``seconds``: the training time spent to get it (the iteration's
+    short-term fine-tunes, or the long-term epochs), kept across interruptions."""
     return {"iteration": iteration, "stage": stage, "group": group, "arch": net.arch.to_dict(),
             "predicted_ms": predicted_ms, "holdout_accuracy": holdout,
-            "test_accuracy": evaluate(net, splits.test, splits)}
+            "test_accuracy": evaluate(net, splits.test, splits), "seconds": seconds}
 
 
 def start_state(base: Net, splits: Splits, predict: Predict, config: AdaptConfig, run: RunDir,
@@ -92,6 +95,7 @@ def _build_proposal(current: Net, proposal: Proposal, splits: Splits, config: Ad
     folder = run.proposal(iteration, proposal.group)
     if (folder / RESULT_FILE).is_file():
         return json.loads((folder / RESULT_FILE).read_text())
+    started = time.perf_counter()
     net = shrink_group(current, proposal.group, proposal.width, config.criterion)
     task = progress.add_task(f"  fine-tune {proposal.group}->{proposal.width}", total=config.short_steps,
                              status="") if progress else None
@@ -100,7 +104,8 @@ def _build_proposal(current: Net, proposal: Proposal, splits: Splits, config: Ad
     if progress is not None:
         progress.remove_task(task)
     result = {"group": proposal.group, "width": proposal.width, "predicted_ms": proposal.predicted_ms,
-              "holdout_accuracy": evaluate(net, splits.holdout, splits)}
+              "holdout_accuracy": evaluate(net, splits.holdout, splits),
+              "seconds": time.perf_counter() - started}
     save_checkpoint(net, folder)
     write_json(folder / RESULT_FILE, result)
     return result
@@ -140,7 +145,8 @@ def iterate(state: dict, splits: Splits, predict: Predict, config: AdaptConfig, 
     best = _select(results, current_row, config.select)
     net, _ = load_checkpoint(run.adopt(iteration, best["group"]))
     state["rows"].append(_row(net, splits, iteration, best["predicted_ms"], best["holdout_accuracy"],
-                              group=f"{best['group']}={best['width']}"))
+                              group=f"{best['group']}={best['width']}",
+                              seconds=sum(r.get("seconds", 0.0) for r in results)))
     if progress is not None:
         progress.update(task, status=f"kept {best['group']}={best['width']} "
                                      f"({best['predicted_ms']:.3f} ms, holdout {best['holdout_accuracy']:.3f})")
@@ -157,12 +163,13 @@ def long_term(state: dict, splits: Splits, config: AdaptConfig, run: RunDir,
         summary = fit(net, splits, config.train_config(config.long_lr, config.long_epochs), run.final,
                       identity={"from": f"family/{last['iteration']:03d}"}, progress=progress)
         holdout = summary["holdout_accuracy"]
+        seconds = sum(epoch.get("seconds", 0.0) for epoch in summary["history"])
     else:
         shutil.rmtree(run.final, ignore_errors=True)
         shutil.copytree(run.member(last["iteration"]), run.final)
-        holdout = last["holdout_accuracy"]
+        holdout, seconds = last["holdout_accuracy"], 0.0
     state["final"] = _row(net, splits, last["iteration"], last["predicted_ms"], holdout,
-                          group=last["group"], stage="long-term")
+                          group=last["group"], stage="long-term", seconds=seconds)
     state["phase"] = "measure"
     run.save(state)
 

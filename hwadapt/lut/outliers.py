@@ -10,6 +10,7 @@ that uses it, so the profile re-measures it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -35,25 +36,38 @@ def suspect_rows(rows: list[dict[str, Any]], tolerance: float = TOLERANCE) -> li
     return suspects
 
 
-def windows(row: dict[str, Any]) -> int:
-    """How many measurement windows a row's figure is the fastest of (1 in tables written
+Row = dict[str, Any]
+
+
+def windows(row: Row) -> int:
+    """How many measurement windows a row's figure was chosen from (1 in tables written
     before rows counted them)."""
     value = row.get("windows")
     return 1 if value is None or pd.isna(value) else int(value)
 
 
-def keep_faster(rows: list[dict[str, Any]], remeasured: list[dict[str, Any]]) -> int:
-    """Replace rows by their re-measurement where it is faster (a busy host only ever adds
-    time), counting the windows either way; returns how many were replaced."""
-    by_key = {row_key(r): r for r in remeasured}
-    replaced = 0
+def fastest(candidates: list[Row]) -> Row:
+    """A single op's window: a busy host only ever adds time."""
+    return min(candidates, key=lambda r: r["ms"])
+
+
+def median(candidates: list[Row]) -> Row:
+    """A whole model's probe-corrected window can err either way (a probe slowed more than
+    the models reads them fast), so the middle one of an odd number is kept."""
+    return sorted(candidates, key=lambda r: r["ms"])[len(candidates) // 2]
+
+
+def merge_windows(rows: list[Row], passes: list[list[Row]], choose: Callable[[list[Row]], Row] = fastest) -> int:
+    """Merge re-measurements (one list of rows per extra window) into ``rows``: each row
+    re-measured in every pass becomes the candidate ``choose`` picks, counting all the
+    windows; returns how many rows changed figure."""
+    by_key = [{row_key(r): r for r in measured} for measured in passes]
+    changed = 0
     for i, row in enumerate(rows):
-        new = by_key.get(row_key(row))
-        if new is None:
+        new = [p[row_key(row)] for p in by_key if row_key(row) in p]
+        if len(new) != len(passes) or not new:
             continue
-        total = windows(row) + windows(new)
-        if new["ms"] < row["ms"]:
-            row = new
-            replaced += 1
-        rows[i] = {**row, "windows": total}
-    return replaced
+        chosen = choose([row, *new])
+        changed += chosen is not row
+        rows[i] = {**chosen, "windows": sum(windows(r) for r in (row, *new))}
+    return changed

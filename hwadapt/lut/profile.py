@@ -1,5 +1,5 @@
 """Building a LUT: measure every grid point of every shape class a family reaches,
-plus a few whole random-width models that calibrate the predictor; then a second window
+plus a few whole random-width models that calibrate the predictor; then more windows
 for the calibration models and for grid points that look spoiled.
 
 Resumable: finished rows go to a journal as they are measured, and a re-run skips every
@@ -26,9 +26,9 @@ from hwadapt.arch.groups import random_widths
 from hwadapt.arch.ops import Op
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.calibrate import fit_calibration
-from hwadapt.lut.outliers import TOLERANCE, keep_faster, suspect_rows, windows
+from hwadapt.lut.outliers import TOLERANCE, fastest, median, merge_windows, suspect_rows, windows
 from hwadapt.lut.space import grid_settings, shape_classes, standalone_op
-from hwadapt.lut.validate import BATCH_SIZE as VALIDATION_BATCH
+from hwadapt.lut.validate import BATCH_SIZE as VALIDATION_BATCH, PASSES as VALIDATION_PASSES
 from hwadapt.lut.store import (ROW_KEY, Journal, LutError, LutMeta, journal_path, load_lut, read_journal,
                                row_key, save_lut, sidecar_path)
 from hwadapt.materialize import export, save_ops
@@ -165,8 +165,8 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
                     save_lut(path, meta, rows)
                 _run_jobs(agent, jobs, probe_session, meta.reference_ms, plan, Path(tmp), batch_size,
                           journal, rows, show_progress)
-                _second_windows(agent, rows, probe_session, meta.reference_ms, plan, Path(tmp), batch_size,
-                                lambda: save_lut(path, meta, rows))
+                _more_windows(agent, rows, probe_session, meta.reference_ms, plan, Path(tmp), batch_size,
+                              lambda: save_lut(path, meta, rows))
             finally:
                 probe_session.close()
         meta.calibration = fit_calibration(rows, meta.periods)
@@ -184,24 +184,26 @@ def _job_of(row: dict[str, Any]) -> Job:
     return Job(key, op=standalone_op(*key[:7]))
 
 
-def _second_windows(agent: DeviceAgent, rows: list[dict[str, Any]], probe: ModelSession, reference_ms: float,
-                    plan: MeasurePlan, workdir: Path, batch_size: int, checkpoint: Callable[[], None]) -> None:
-    """Measure in a second window (keeping the faster figure) the rows a single window
-    cannot be trusted with: grid points costing far more than a wider op (``outliers``),
-    and the calibration models, whose fit must rest on the same two-window minimum that
-    ``lut validate`` measures networks with (else the predictor carries a level shift of a
-    few percent); models go in batches of whole models, as validation measures them."""
-    stages = [(f"grid points over {TOLERANCE:.1f}x a wider op", suspect_rows(rows), batch_size),
-              ("calibration models", [r for r in rows if r["kind"] == "model"], VALIDATION_BATCH)]
-    for label, targets, size in stages:
-        jobs = [_job_of(r) for r in targets if windows(r) < 2]
-        replaced = 0
+def _more_windows(agent: DeviceAgent, rows: list[dict[str, Any]], probe: ModelSession, reference_ms: float,
+                  plan: MeasurePlan, workdir: Path, batch_size: int, checkpoint: Callable[[], None]) -> None:
+    """Measure again the rows one window cannot be trusted with: grid points costing far
+    more than a wider op (``outliers``; a second window, the faster kept), and the
+    calibration models, which get the windows ``lut validate`` measures networks in (the
+    median of three, in batches of whole models) so that the fit and the validation share
+    one estimator (else the predictor carries a level shift of a few percent)."""
+    stages = [(f"grid points over {TOLERANCE:.1f}x a wider op", suspect_rows(rows), batch_size, 2, fastest),
+              ("calibration models", [r for r in rows if r["kind"] == "model"], VALIDATION_BATCH,
+               VALIDATION_PASSES, median)]
+    for label, targets, size, wanted, choose in stages:
+        jobs = [_job_of(r) for r in targets if windows(r) < wanted]
+        changed = 0
         for start in range(0, len(jobs), size):
-            replaced += keep_faster(rows, _measure_batch(agent, jobs[start:start + size], probe, reference_ms,
-                                                         plan, workdir))
+            batch = jobs[start:start + size]
+            passes = [_measure_batch(agent, batch, probe, reference_ms, plan, workdir) for _ in range(wanted - 1)]
+            changed += merge_windows(rows, passes, choose)
             checkpoint()
         if jobs:
-            log.info("second window for %d %s: %d were faster", len(jobs), label, replaced)
+            log.info("%d more window(s) for %d %s: %d changed figure", wanted - 1, len(jobs), label, changed)
 
 
 def _reference_level(agent: DeviceAgent, probe: ModelSession, plan: MeasurePlan) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -140,10 +141,12 @@ def fit(net: Net, splits: Splits, config: TrainConfig, out: str | Path, *, ident
         _write_summary(out, identity, history, complete=False)  # claims the directory before any weights
     task = progress.add_task("train", total=total, completed=len(history) * per_epoch, status="") if progress else None
     for epoch in range(len(history), config.epochs):
+        started = time.perf_counter()
         loss = train_steps(net, splits, optimizer, base_lr=config.lr, first_step=epoch * per_epoch,
                            steps=per_epoch, total_steps=total, batch_size=config.batch_size,
                            rng=np.random.default_rng([config.seed, epoch]), progress=progress, task=task)
-        history.append({"epoch": epoch + 1, "loss": loss, "holdout_accuracy": evaluate(net, splits.holdout, splits)})
+        history.append({"epoch": epoch + 1, "loss": loss, "holdout_accuracy": evaluate(net, splits.holdout, splits),
+                        "seconds": time.perf_counter() - started})
         if progress is not None:
             progress.update(task, status=f"epoch {epoch + 1} holdout {history[-1]['holdout_accuracy']:.3f}")
         save_checkpoint(net, out, {"optimizer": optimizer.state_dict(), "history": history})
