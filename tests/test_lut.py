@@ -9,12 +9,12 @@ from typer.testing import CliRunner
 
 from device_agents import make_agent
 from device_agents.base import DeviceAgent
-from hwadapt.arch import build, random_widths
+from hwadapt.arch import Arch, build, lower, random_widths
 from hwadapt.cli.main import app
 from hwadapt.lut.predictor import LatencyPredictor, LutMismatchError
 from hwadapt.lut.profile import build_lut, plan_jobs
 from hwadapt.lut.store import LutError, load_lut, row_key, save_lut
-from hwadapt.measure import MeasurePlan, measure_arch
+from hwadapt.measure import MeasurePlan
 
 FAST = MeasurePlan(round_ms=4, min_rounds=4, max_rounds=8, warmup_runs=2)
 runner = CliRunner()
@@ -48,13 +48,20 @@ def test_table_holds_every_planned_key_once(tiny_lut):
 
 
 def test_prediction_tracks_end_to_end_measurement(tiny_lut):
+    """Over a few random networks (one tiny network's single measurement swings by a third
+    on a busy host), the calibrated prediction stays near the measurement, and far nearer
+    than the naive sum of standalone op times (which pays a model's overhead per op)."""
+    from hwadapt.lut.validate import validate
+
     predictor = LatencyPredictor.load(tiny_lut)
     arch = random_widths(build("tiny", resolution=16, num_classes=10), np.random.default_rng(7))
     prediction = predictor.predict(arch)
     assert prediction.total_ms == pytest.approx(sum(prediction.block_ms) + prediction.fixed_ms)
-    with predictor.make_agent() as agent:
-        measured = measure_arch(agent, arch, plan=FAST, probe=predictor.probe()).median_ms
-    assert prediction.total_ms / measured == pytest.approx(1.0, abs=0.25)
+    _, table = validate(predictor, samples=6, seed=0, plan=FAST)
+    errors = table["error_pct"].abs()
+    naive = [sum(predictor.lookup.ms(op)[0] for op in lower(Arch.from_json(a))) for a in table["arch"]]
+    naive_errors = (np.array(naive) / table["measured_ms"] - 1).abs() * 100
+    assert errors.median() < 25 and errors.median() < naive_errors.median() / 2
 
 
 class InterruptingAgent(DeviceAgent):

@@ -5,8 +5,8 @@ per-inference overhead, input/output binding, layout conversion at the graph edg
 Inside a network, ops pay per-node dispatch instead, and they fetch their weights from
 further away: a standalone op timed back to back keeps its weights in cache, while in a
 network every other layer's weights pass through the cache between two uses (ONNX
-Runtime's profiler puts MobileNetV2's weight-heavy 7x7 pointwise convs 11-16% above
-their standalone times at 224 px). The predictor therefore prices a network as
+Runtime's profiler puts MobileNetV2's weight-heavy 1x1 convs on 7x7 maps 17% above their
+kernels timed alone at 224 px: ``benchmarks/in_network_op_times.py``). The predictor therefore prices a network as
 ``c0 + sum_k a_k * S_k + w * W + b * n_ops``, where S_k sums the LUT times of the
 network's ops of kind k and W their weights in MB. The coefficients are fitted by least
 squares on the whole random-width networks measured with the table (relative error, so
