@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,6 @@ import pandas as pd
 from device_agents import make_agent
 from hwadapt.arch.families import build
 from hwadapt.arch.spec import Arch
-from hwadapt.lut.calibrate import identity_calibration
 from hwadapt.lut.plots import scatter_png
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import build_lut
@@ -53,7 +51,7 @@ def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path
     report, rows = validate(predictor, samples, seed=1)
     rows.to_csv(out / f"{lut.stem}.validate.csv", index=False)
     scatter_png(rows, out / f"{lut.stem}.validate.png", f"{family} {resolution}px {backend}")
-    naive_predictor = LatencyPredictor(replace(predictor.meta, calibration=identity_calibration()), predictor.lookup)
+    naive_predictor = predictor.naive_sum()
     naive = summarise(np.array([naive_predictor.predict_ms(Arch.from_json(a)) for a in rows["arch"]]),
                       rows["measured_ms"].to_numpy())
     spread, raw_spread = repeatability(predictor)

@@ -48,4 +48,3 @@ def test_fit_recovers_the_weight_traffic_and_prices_unseen_networks(ms_per_weigh
     unseen = sample_archs(FAMILY, RESOLUTION, 10, 12, seed=1)
     errors = [predictor.predict_ms(a) / network_ms(a, ms_per_weight_mb) - 1 for a in unseen]
     assert np.max(np.abs(errors)) < 0.01
-

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from device_agents import make_agent
 from device_agents.base import DeviceAgent
-from hwadapt.arch import Arch, build, lower, random_widths
+from hwadapt.arch import Arch, build, random_widths
 from hwadapt.cli.main import app
 from hwadapt.lut.predictor import LatencyPredictor, LutMismatchError
 from hwadapt.lut.profile import build_lut, plan_jobs
@@ -59,7 +59,7 @@ def test_prediction_tracks_end_to_end_measurement(tiny_lut):
     assert prediction.total_ms == pytest.approx(sum(prediction.block_ms) + prediction.fixed_ms)
     _, table = validate(predictor, samples=6, seed=0, plan=FAST)
     errors = table["error_pct"].abs()
-    naive = [sum(predictor.lookup.ms(op)[0] for op in lower(Arch.from_json(a))) for a in table["arch"]]
+    naive = [predictor.naive_sum().predict_ms(Arch.from_json(a)) for a in table["arch"]]
     naive_errors = (np.array(naive) / table["measured_ms"] - 1).abs() * 100
     assert errors.median() < 25 and errors.median() < naive_errors.median() / 2
 

@@ -10,11 +10,11 @@ their kernels timed alone at 224 px: ``benchmarks/in_network_op_times.py``). The
 predictor therefore prices a network as ``c0 + sum_k a_k * S_k + w * W + b * n_ops``,
 where S_k sums the LUT times of the network's ops of kind k and W their weights in MB.
 The coefficients are fitted by least squares on the whole random-width networks
-measured with the table (relative error, so small and large networks count alike). The op kinds' sums all grow with width and are
-strongly collinear, so a small ridge pulls each scale towards 1 (an op costs in a
-network what it costs alone): without it, fits traded one kind against another (a
-residual add at 8.6x its standalone time), which holds inside the calibration set but
-not where NetAdapt takes a network.
+measured with the table (relative error, so small and large networks count alike).
+The op kinds' sums all grow with width and are strongly collinear, so a small ridge
+pulls each scale towards 1 (an op costs in a network what it costs alone): without it,
+fits traded one kind against another (a residual add at 8.6x its standalone time),
+which holds inside the calibration set but not where NetAdapt takes a network.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Pricing an architecture from a LUT: interpolated op times, calibrated to whole models."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -41,6 +41,10 @@ class LatencyPredictor:
     def load(cls, path: str | Path, *, force: bool = False) -> LatencyPredictor:
         meta, frame = load_lut(path)
         return cls(meta, OpLookup(frame, meta.periods), force)
+
+    def naive_sum(self) -> LatencyPredictor:
+        """The same table priced as the plain sum of standalone op times (what the calibration corrects)."""
+        return LatencyPredictor(replace(self.meta, calibration=identity_calibration()), self.lookup, self.force)
 
     # -- compatibility ------------------------------------------------------------
     def check(self, arch: Arch) -> None:
