@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from device_agents import make_agent
-from hwadapt.lut.validate import BATCH_SIZE, sample_archs
-from hwadapt.measure import Probe, default_probe, measure_archs
+from hwadapt.lut.validate import sample_archs
+from hwadapt.measure import BATCH_SIZE, Probe, default_probe, measure_archs
 from hwadapt.measure.protocol import default_plan
 
 def one_run(backend: str, archs: list, probe: Probe, long_rounds: int, run: int) -> list[dict]:

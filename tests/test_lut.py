@@ -205,18 +205,19 @@ def test_validation_keeps_each_networks_median_window(tiny_lut, monkeypatch):
     from types import SimpleNamespace
 
     import hwadapt.lut.validate as validation
+    import hwadapt.measure as measure
 
     windows = []
 
-    def fake_measure(agent, archs, plan=None, probe=None):
+    def fake_measure(agent, archs, nets=None, plan=None, probe=None):
         windows.append(len(windows) + 1)
         # the first batch's windows are 1, 4 and 5 (the second pass runs the batches in reverse):
         # in 1 the host was busy, in 4 the probe was slowed more than the models
         factor = {1: 1.3, 4: 0.8}.get(windows[-1], 1.0)
         return [SimpleNamespace(median_ms=factor * (1 + i)) for i, _ in enumerate(archs)]
 
-    monkeypatch.setattr(validation, "measure_archs", fake_measure)
+    monkeypatch.setattr(measure, "measure_archs", fake_measure)
     _, table = validation.validate(LatencyPredictor.load(tiny_lut), samples=6, seed=0, batch_size=3)
-    assert validation.PASSES == 3 and len(windows) == 2 * validation.PASSES
+    assert measure.WINDOWS == 3 and len(windows) == 2 * measure.WINDOWS
     assert table["measured_ms"].tolist() == [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]
     assert table["pass_spread_pct"].round(6).tolist() == [50.0] * 3 + [0.0] * 3

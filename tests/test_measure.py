@@ -6,7 +6,7 @@ import pytest
 from device_agents import AgentError, make_agent
 from device_agents.base import DeviceAgent, ModelSession
 from hwadapt.arch import build
-from hwadapt.measure import MeasurePlan, measure_archs
+from hwadapt.measure import MeasurePlan, Measurement, measure_archs, median_window, window_spread_pct
 from hwadapt.measure.protocol import lower_envelope, measure_sessions
 
 
@@ -56,6 +56,16 @@ def test_probe_correction_removes_step_slowdowns():
 
 def test_lower_envelope_ignores_slow_rounds():
     assert lower_envelope([1.0, 1.0, 1.0, 5.0, 9.0, 1.0]) == pytest.approx(1.0)
+
+
+def test_median_window_is_a_measured_window():
+    def window(ms):
+        return Measurement(median_ms=ms, p10_ms=ms, p90_ms=ms, std_ms=0.0, n=1, rounds=1, raw_ms=ms)
+
+    three = [window(1.3), window(1.0), window(0.8)]
+    assert median_window(three) is three[1]
+    assert median_window(three[:2]).median_ms == 1.0  # of an even count, the lower middle
+    assert window_spread_pct(three) == pytest.approx(50.0)
 
 
 def test_real_sessions_rank_models_by_size():

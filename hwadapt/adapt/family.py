@@ -13,7 +13,7 @@ from hwadapt.adapt.rundir import RunDir, write_json
 from hwadapt.arch import Arch
 from hwadapt.materialize import export
 from hwadapt.materialize.torch_net import load_checkpoint
-from hwadapt.measure import MeasurePlan, default_probe, measure_archs
+from hwadapt.measure import MeasurePlan, default_probe, measure_in_windows, median_window
 
 DEFAULT_BACKEND = "ort-cpu"
 FAMILY_COLUMNS = ["iteration", "stage", "group", "predicted_ms", "measured_ms", "holdout_accuracy",
@@ -28,9 +28,9 @@ def family_frame(state: dict) -> pd.DataFrame:
 
 
 def measure_rows(rows: list[dict], folders: list[Path], predictor=None, plan: MeasurePlan | None = None) -> None:
-    """Fill ``measured_ms`` of each row: its network, with trained weights, measured in one
-    interleaved batch on the LUT's agent and time base (its probe); without a LUT, on
-    ONNX Runtime (1 thread) against the default probe."""
+    """Fill ``measured_ms`` of each row: its network, with trained weights, measured end to
+    end (interleaved batches, the median of its windows) on the LUT's agent and time base
+    (its probe); without a LUT, on ONNX Runtime (1 thread) against the default probe."""
     nets = [load_checkpoint(folder)[0] for folder in folders]
     if predictor is not None:
         agent, probe = predictor.make_agent(), predictor.probe()
@@ -38,7 +38,7 @@ def measure_rows(rows: list[dict], folders: list[Path], predictor=None, plan: Me
     else:
         agent, probe = make_agent(DEFAULT_BACKEND, threads=1), default_probe(nets[0].arch.resolution)
     with agent:
-        results = measure_archs(agent, [n.arch for n in nets], nets, plan, probe)
+        results = [median_window(w) for w in measure_in_windows(agent, [n.arch for n in nets], nets, plan, probe)]
     for row, result in zip(rows, results):
         row["measured_ms"] = result.median_ms
         row["measured_p10_ms"], row["measured_p90_ms"] = result.p10_ms, result.p90_ms

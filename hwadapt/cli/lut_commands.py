@@ -109,11 +109,12 @@ def validate_cmd(path: Path = typer.Argument(..., help="LUT parquet file."),
 
     from hwadapt.lut.plots import scatter_png
     from hwadapt.lut.predictor import LatencyPredictor
-    from hwadapt.lut.validate import PASSES, validate
+    from hwadapt.lut.validate import validate
+    from hwadapt.measure import WINDOWS
 
     predictor = LatencyPredictor.load(path, force=force)
     with Progress(console=console, transient=True, disable=as_json) as progress:
-        task = progress.add_task("measuring", total=samples * PASSES)
+        task = progress.add_task("measuring", total=samples * WINDOWS)
         report, rows = validate(predictor, samples, seed, on_batch=lambda k: progress.advance(task, k))
     out_png = png or path.with_suffix(".validate.png")
     scatter_png(rows, out_png, f"{predictor.meta.family} {predictor.meta.resolution}px {predictor.meta.backend}")

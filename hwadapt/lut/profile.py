@@ -28,12 +28,11 @@ from hwadapt.arch.spec import Arch
 from hwadapt.lut.calibrate import fit_calibration
 from hwadapt.lut.outliers import TOLERANCE, fastest, median, merge_windows, suspect_rows, windows
 from hwadapt.lut.space import grid_settings, shape_classes, standalone_op
-from hwadapt.lut.validate import BATCH_SIZE as VALIDATION_BATCH, PASSES as VALIDATION_PASSES
 from hwadapt.lut.store import (ROW_KEY, Journal, LutError, LutMeta, journal_path, load_lut, read_journal,
                                row_key, save_lut, sidecar_path)
 from hwadapt.materialize import export, save_ops
 from hwadapt.materialize.weights import random_weights
-from hwadapt.measure import MeasurePlan, Measurement, default_probe
+from hwadapt.measure import BATCH_SIZE as WINDOW_BATCH, WINDOWS, MeasurePlan, Measurement, default_probe
 from hwadapt.measure.protocol import default_plan, measure_sessions
 
 log = logging.getLogger(__name__)
@@ -188,12 +187,12 @@ def _more_windows(agent: DeviceAgent, rows: list[dict[str, Any]], probe: ModelSe
                   plan: MeasurePlan, workdir: Path, batch_size: int, checkpoint: Callable[[], None]) -> None:
     """Measure again the rows one window cannot be trusted with: grid points costing far
     more than a wider op (``outliers``; a second window, the faster kept), and the
-    calibration models, which get the windows ``lut validate`` measures networks in (the
-    median of three, in batches of whole models) so that the fit and the validation share
-    one estimator (else the predictor carries a level shift of a few percent)."""
+    calibration models, which get the windows every end-to-end figure is measured in (the
+    median of ``WINDOWS``, in batches of whole models) so that the fit and the validation
+    share one estimator (else the predictor carries a level shift of a few percent)."""
     stages = [(f"grid points over {TOLERANCE:.1f}x a wider op", suspect_rows(rows), batch_size, 2, fastest),
-              ("calibration models", [r for r in rows if r["kind"] == "model"], VALIDATION_BATCH,
-               VALIDATION_PASSES, median)]
+              ("calibration models", [r for r in rows if r["kind"] == "model"], WINDOW_BATCH,
+               WINDOWS, median)]
     for label, targets, size, wanted, choose in stages:
         jobs = [_job_of(r) for r in targets if windows(r) < wanted]
         changed = 0

@@ -9,11 +9,9 @@ from scipy.stats import spearmanr
 from hwadapt.arch.families import family_space
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.predictor import LatencyPredictor
-from hwadapt.measure import MeasurePlan, measure_archs
+from hwadapt.measure import BATCH_SIZE, WINDOWS, MeasurePlan, measure_in_windows, median_window, window_spread_pct
 
 VALIDATION_STREAM = 1  # calibration models use stream 0 of a seed
-BATCH_SIZE = 8  # architectures measured together in one window
-PASSES = 3  # windows per architecture (the median is kept)
 
 
 @dataclass
@@ -53,30 +51,19 @@ def summarise(predicted: np.ndarray, measured: np.ndarray) -> ValidationReport:
 
 
 def validate(predictor: LatencyPredictor, samples: int, seed: int, batch_size: int = BATCH_SIZE,
-             plan: MeasurePlan | None = None, on_batch=None, passes: int = PASSES) -> tuple[ValidationReport, pd.DataFrame]:
-    """Measure ``samples`` random architectures on the LUT's own agent and compare.
-
-    Every architecture is measured in ``passes`` windows (batches in reverse order on
-    alternate passes) and keeps the median: on a shared host a whole batch window can run
-    10% slow while the probe, a smaller model, does not notice (benchmarks README, run 7),
-    and one where the probe ran slow reads 5-15% fast (run 9), so neither one window nor
-    the fastest of two can be trusted."""
+             plan: MeasurePlan | None = None, on_batch=None, passes: int = WINDOWS) -> tuple[ValidationReport, pd.DataFrame]:
+    """Measure ``samples`` random architectures on the LUT's own agent, each in ``passes``
+    windows (the median kept, as every end-to-end figure: :func:`measure_in_windows`), and
+    compare with the prediction."""
     meta = predictor.meta
     archs = sample_archs(meta.family, meta.resolution, meta.num_classes, samples, seed)
     predicted = np.array([predictor.predict_ms(a) for a in archs])
-    starts = list(range(0, len(archs), batch_size))
-    by_pass = np.full((passes, len(archs)), np.nan)
     with predictor.make_agent() as agent:
         predictor.check_target(agent)
-        for index in range(passes):
-            for start in (starts if index % 2 == 0 else starts[::-1]):
-                chunk = slice(start, start + batch_size)
-                by_pass[index, chunk] = [m.median_ms for m in measure_archs(agent, archs[chunk], plan=plan,
-                                                                           probe=predictor.probe())]
-                if on_batch:
-                    on_batch(len(archs[chunk]))
-    measured = np.median(by_pass, axis=0)
+        by_arch = measure_in_windows(agent, archs, plan=plan, probe=predictor.probe(), windows=passes,
+                                     batch_size=batch_size, on_batch=on_batch)
+    measured = np.array([median_window(w).median_ms for w in by_arch])
     table = pd.DataFrame({"arch": [a.to_json(indent=None) for a in archs], "predicted_ms": predicted,
                           "measured_ms": measured, "error_pct": (predicted - measured) / measured * 100,
-                          "pass_spread_pct": (by_pass.max(axis=0) - by_pass.min(axis=0)) / measured * 100})
+                          "pass_spread_pct": [window_spread_pct(w) for w in by_arch]})
     return summarise(predicted, measured), table

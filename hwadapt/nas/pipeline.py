@@ -21,7 +21,7 @@ from hwadapt.arch.proxyless import ProxylessSpace
 from hwadapt.data import Splits, load_dataset
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.materialize.torch_net import Net
-from hwadapt.measure import MeasurePlan, measure_arch
+from hwadapt.measure import MeasurePlan, measure_in_windows
 from hwadapt.nas.derive import calibrated_member
 from hwadapt.nas.latency import LatencyTable, SearchError, latency_table
 from hwadapt.nas.search import SUMMARY_FILE, SearchConfig, search
@@ -29,13 +29,11 @@ from hwadapt.nas.supernet import SuperNet
 from hwadapt.train import TrainConfig, fit, make_progress
 
 REPORT_FILE, ARCH_FILE, DERIVE_FILE = "report.json", "arch.json", "derive.json"
-WINDOWS = 3  # separate measurement windows per latency figure; their median is reported
 
 
 def measure_windows(agent, arch, probe, plan: MeasurePlan, net=None) -> list[float]:
-    """The latency of ``arch`` in ``WINDOWS`` separate windows: on a shared host one window
-    can land in a slow phase that the protocol's envelope and probe do not fully remove."""
-    return [measure_arch(agent, arch, net=net, plan=plan, probe=probe).median_ms for _ in range(WINDOWS)]
+    """The latency of ``arch`` in each of its end-to-end measurement windows."""
+    return [m.median_ms for m in measure_in_windows(agent, [arch], [net], plan, probe)[0]]
 
 
 @dataclass(frozen=True)
