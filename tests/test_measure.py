@@ -6,7 +6,7 @@ import pytest
 from device_agents import AgentError, make_agent
 from device_agents.base import DeviceAgent, ModelSession
 from hwadapt.arch import build
-from hwadapt.measure import MeasurePlan, Measurement, measure_archs, median_window, window_spread_pct
+from hwadapt.measure import MeasurePlan, Measurement, measure_archs, median_window, settled, window_spread_pct
 from hwadapt.measure.protocol import lower_envelope, measure_sessions
 
 
@@ -66,6 +66,8 @@ def test_median_window_is_a_measured_window():
     assert median_window(three) is three[1]
     assert median_window(three[:2]).median_ms == 1.0  # of an even count, the lower middle
     assert window_spread_pct(three) == pytest.approx(50.0)
+    assert not settled([m.median_ms for m in three], 5.0)
+    assert settled([1.3, 1.0, 0.8, 1.02, 0.99], 5.0)  # 0.99 and 1.02 beside the median
 
 
 def test_real_sessions_rank_models_by_size():

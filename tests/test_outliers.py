@@ -1,5 +1,8 @@
 """Spoiled grid points, found by comparison with wider ops (re-measurement: test_lut)."""
-from hwadapt.lut.outliers import median, merge_windows, suspect_rows
+import json
+
+from hwadapt.lut.outliers import merge_windows, suspect_rows, window_levels
+from hwadapt.measure import median_level
 
 
 def conv_rows(ms_of):
@@ -38,6 +41,14 @@ def test_the_median_window_ignores_a_fast_and_a_slow_one():
     rows[0]["ms"] /= 2  # its first window read fast
     first = [{**rows[0], "ms": linear_ms(8, 8)}, {**rows[1], "ms": rows[1]["ms"] * 1.01}]
     second = [{**rows[0], "ms": linear_ms(8, 8) * 1.3}, {**rows[1], "ms": rows[1]["ms"] * 3}]
-    assert merge_windows(rows, [first, second], median) == 2
+    assert merge_windows(rows, [first, second], median_level) == 2
     assert rows[0]["ms"] == linear_ms(8, 8) and rows[1]["ms"] == linear_ms(8, 16) * 1.01
     assert rows[0]["windows"] == rows[1]["windows"] == 3
+
+
+def test_the_median_counts_every_window_of_a_row():
+    row = {**conv_rows(linear_ms)[0], "ms": 1.2, "windows": 3, "window_ms": json.dumps([1.2, 1.2, 1.3])}
+    rows = [row]
+    assert merge_windows(rows, [[{**row, "ms": 1.0, "window_ms": None, "windows": 1}],
+                                [{**row, "ms": 1.1, "window_ms": None, "windows": 1}]], median_level) == 0
+    assert rows[0]["ms"] == 1.2 and window_levels(rows[0]) == [1.2, 1.2, 1.3, 1.0, 1.1]  # not 1.1 of the three rows

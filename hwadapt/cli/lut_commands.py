@@ -115,7 +115,8 @@ def validate_cmd(path: Path = typer.Argument(..., help="LUT parquet file."),
     predictor = LatencyPredictor.load(path, force=force)
     with Progress(console=console, transient=True, disable=as_json) as progress:
         task = progress.add_task("measuring", total=samples * WINDOWS)
-        report, rows = validate(predictor, samples, seed, on_batch=lambda k: progress.advance(task, k))
+        report, rows = validate(predictor, samples, seed,
+                                on_batch=lambda done, planned: progress.update(task, completed=done, total=planned))
     out_png = png or path.with_suffix(".validate.png")
     scatter_png(rows, out_png, f"{predictor.meta.family} {predictor.meta.resolution}px {predictor.meta.backend}")
     if as_json:

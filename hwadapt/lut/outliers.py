@@ -10,6 +10,7 @@ that uses it, so the profile re-measures it.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -46,28 +47,31 @@ def windows(row: Row) -> int:
     return 1 if value is None or pd.isna(value) else int(value)
 
 
-def fastest(candidates: list[Row]) -> Row:
+def window_levels(row: Row) -> list[float]:
+    """The figure of each window a row was measured in (tables written before rows kept
+    them: its figure, once per window)."""
+    value = row.get("window_ms")
+    return json.loads(value) if isinstance(value, str) else [float(row["ms"])] * windows(row)
+
+
+def fastest(levels: list[float]) -> float:
     """A single op's window: a busy host only ever adds time."""
-    return min(candidates, key=lambda r: r["ms"])
+    return min(levels)
 
 
-def median(candidates: list[Row]) -> Row:
-    """A whole model's probe-corrected window can err either way (a probe slowed more than
-    the models reads them fast), so the middle one of an odd number is kept."""
-    return sorted(candidates, key=lambda r: r["ms"])[len(candidates) // 2]
-
-
-def merge_windows(rows: list[Row], passes: list[list[Row]], choose: Callable[[list[Row]], Row] = fastest) -> int:
+def merge_windows(rows: list[Row], passes: list[list[Row]], choose: Callable[[list[float]], float] = fastest) -> int:
     """Merge re-measurements (one list of rows per extra window) into ``rows``: each row
-    re-measured in every pass becomes the candidate ``choose`` picks, counting all the
-    windows; returns how many rows changed figure."""
+    re-measured in every pass takes the figure ``choose`` picks from all its windows (and
+    the other fields of the window nearest it); returns how many rows changed figure."""
     by_key = [{row_key(r): r for r in measured} for measured in passes]
     changed = 0
     for i, row in enumerate(rows):
         new = [p[row_key(row)] for p in by_key if row_key(row) in p]
         if len(new) != len(passes) or not new:
             continue
-        chosen = choose([row, *new])
-        changed += chosen is not row
-        rows[i] = {**chosen, "windows": sum(windows(r) for r in (row, *new))}
+        levels = [level for r in (row, *new) for level in window_levels(r)]
+        figure = choose(levels)
+        nearest = min((row, *new), key=lambda r: abs(r["ms"] - figure))
+        changed += figure != row["ms"]
+        rows[i] = {**nearest, "ms": figure, "windows": len(levels), "window_ms": json.dumps(levels)}
     return changed

@@ -26,13 +26,14 @@ from hwadapt.arch.groups import random_widths
 from hwadapt.arch.ops import Op
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.calibrate import fit_calibration
-from hwadapt.lut.outliers import TOLERANCE, fastest, median, merge_windows, suspect_rows, windows
+from hwadapt.lut.outliers import TOLERANCE, fastest, merge_windows, suspect_rows, window_levels, windows
 from hwadapt.lut.space import grid_settings, shape_classes, standalone_op
 from hwadapt.lut.store import (ROW_KEY, Journal, LutError, LutMeta, journal_path, load_lut, read_journal,
                                row_key, save_lut, sidecar_path)
 from hwadapt.materialize import export, save_ops
 from hwadapt.materialize.weights import random_weights
-from hwadapt.measure import BATCH_SIZE as WINDOW_BATCH, WINDOWS, MeasurePlan, Measurement, default_probe
+from hwadapt.measure import BATCH_SIZE as WINDOW_BATCH
+from hwadapt.measure import MAX_WINDOWS, WINDOWS, MeasurePlan, Measurement, default_probe, median_level, settled
 from hwadapt.measure.protocol import default_plan, measure_sessions
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ def _row(job: Job, m: Measurement, energy: float | None) -> dict[str, Any]:
     conditions = m.conditions[-1] if m.conditions else {}
     return {**key, **{k: v for k, v in m.to_row().items() if k != "median_ms"}, "ms": m.median_ms,
             "energy_mj": energy, "throttled": bool(throttled),
-            "conditions": json.dumps(conditions, default=str), "measured_at": time.time(), "windows": 1}
+            "conditions": json.dumps(conditions, default=str), "measured_at": time.time(), "windows": 1,
+            "window_ms": json.dumps([m.median_ms])}
 
 
 def _measure_batch(agent: DeviceAgent, jobs: list[Job], probe: ModelSession, reference_ms: float,
@@ -187,22 +189,30 @@ def _more_windows(agent: DeviceAgent, rows: list[dict[str, Any]], probe: ModelSe
                   plan: MeasurePlan, workdir: Path, batch_size: int, checkpoint: Callable[[], None]) -> None:
     """Measure again the rows one window cannot be trusted with: grid points costing far
     more than a wider op (``outliers``; a second window, the faster kept), and the
-    calibration models, which get the windows every end-to-end figure is measured in (the
-    median of ``WINDOWS``, in batches of whole models) so that the fit and the validation
-    share one estimator (else the predictor carries a level shift of a few percent)."""
-    stages = [(f"grid points over {TOLERANCE:.1f}x a wider op", suspect_rows(rows), batch_size, 2, fastest),
-              ("calibration models", [r for r in rows if r["kind"] == "model"], WINDOW_BATCH,
-               WINDOWS, median)]
+    calibration models, which get the windows every end-to-end figure gets
+    (:func:`hwadapt.measure.measure_in_windows`: the median of ``WINDOWS``, two more while
+    the windows beside the median disagree, in batches of whole models) so that the fit
+    and the validation share one estimator (else the predictor carries a level shift)."""
+    suspects = suspect_rows(rows)
+    stages = [(f"grid points over {TOLERANCE:.1f}x a wider op", lambda: suspects, batch_size, 2, fastest),
+              ("calibration models", lambda: _models(rows), WINDOW_BATCH, WINDOWS, median_level)]
+    stages += [("unsettled calibration models", lambda: [r for r in _models(rows) if not settled(window_levels(r))],
+                WINDOW_BATCH, wanted, median_level) for wanted in range(WINDOWS + 2, MAX_WINDOWS + 1, 2)]
     for label, targets, size, wanted, choose in stages:
-        jobs = [_job_of(r) for r in targets if windows(r) < wanted]
+        jobs = [(_job_of(r), wanted - windows(r)) for r in targets() if windows(r) < wanted]
         changed = 0
         for start in range(0, len(jobs), size):
-            batch = jobs[start:start + size]
-            passes = [_measure_batch(agent, batch, probe, reference_ms, plan, workdir) for _ in range(wanted - 1)]
+            batch = [job for job, _ in jobs[start:start + size]]
+            passes = [_measure_batch(agent, batch, probe, reference_ms, plan, workdir)
+                      for _ in range(max(extra for _, extra in jobs[start:start + size]))]
             changed += merge_windows(rows, passes, choose)
             checkpoint()
         if jobs:
-            log.info("%d more window(s) for %d %s: %d changed figure", wanted - 1, len(jobs), label, changed)
+            log.info("up to %d windows for %d %s: %d changed figure", wanted, len(jobs), label, changed)
+
+
+def _models(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r["kind"] == "model"]
 
 
 def _reference_level(agent: DeviceAgent, probe: ModelSession, plan: MeasurePlan) -> float:

@@ -22,7 +22,7 @@ from hwadapt.lut.space import GridPeriods
 LUT_FORMAT = 1
 ROW_KEY = ["kind", "size", "kernel", "stride", "act", "cin", "cout", "arch"]
 VALUE_COLUMNS = ["ms", "raw_ms", "probe_ms", "p10_ms", "p90_ms", "std_ms", "n", "rounds",
-                 "energy_mj", "throttled", "conditions", "measured_at", "windows"]
+                 "energy_mj", "throttled", "conditions", "measured_at", "windows", "window_ms"]
 
 
 class LutError(HwadaptError):

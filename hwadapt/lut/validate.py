@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 from hwadapt.arch.families import family_space
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.predictor import LatencyPredictor
-from hwadapt.measure import BATCH_SIZE, WINDOWS, MeasurePlan, measure_in_windows, median_window, window_spread_pct
+from hwadapt.measure import BATCH_SIZE, MeasurePlan, measure_in_windows, median_window, window_spread_pct
 
 VALIDATION_STREAM = 1  # calibration models use stream 0 of a seed
 
@@ -51,19 +51,20 @@ def summarise(predicted: np.ndarray, measured: np.ndarray) -> ValidationReport:
 
 
 def validate(predictor: LatencyPredictor, samples: int, seed: int, batch_size: int = BATCH_SIZE,
-             plan: MeasurePlan | None = None, on_batch=None, passes: int = WINDOWS) -> tuple[ValidationReport, pd.DataFrame]:
-    """Measure ``samples`` random architectures on the LUT's own agent, each in ``passes``
-    windows (the median kept, as every end-to-end figure: :func:`measure_in_windows`), and
-    compare with the prediction."""
+             plan: MeasurePlan | None = None, on_batch=None) -> tuple[ValidationReport, pd.DataFrame]:
+    """Measure ``samples`` random architectures on the LUT's own agent, each in separate
+    windows (the median kept, as for every end-to-end figure: :func:`measure_in_windows`),
+    and compare with the prediction."""
     meta = predictor.meta
     archs = sample_archs(meta.family, meta.resolution, meta.num_classes, samples, seed)
     predicted = np.array([predictor.predict_ms(a) for a in archs])
     with predictor.make_agent() as agent:
         predictor.check_target(agent)
-        by_arch = measure_in_windows(agent, archs, plan=plan, probe=predictor.probe(), windows=passes,
-                                     batch_size=batch_size, on_batch=on_batch)
+        by_arch = measure_in_windows(agent, archs, plan=plan, probe=predictor.probe(), batch_size=batch_size,
+                                     on_batch=on_batch)
     measured = np.array([median_window(w).median_ms for w in by_arch])
     table = pd.DataFrame({"arch": [a.to_json(indent=None) for a in archs], "predicted_ms": predicted,
                           "measured_ms": measured, "error_pct": (predicted - measured) / measured * 100,
-                          "pass_spread_pct": [window_spread_pct(w) for w in by_arch]})
+                          "pass_spread_pct": [window_spread_pct(w) for w in by_arch],
+                          "windows": [len(w) for w in by_arch]})
     return summarise(predicted, measured), table

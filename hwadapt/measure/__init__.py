@@ -13,7 +13,9 @@ from hwadapt.materialize import export
 from hwadapt.measure.protocol import MeasurePlan, Measurement, lower_envelope, measure_paths
 
 PROBE_FAMILY, PROBE_WIDTH, PROBE_CLASSES = "mobilenet_v1", 0.5, 10
-WINDOWS = 3  # separate windows behind every end-to-end figure; the median window is kept
+WINDOWS = 3  # separate windows behind every end-to-end figure (at least); the median is kept
+MAX_WINDOWS = 7  # at most, while the windows beside the median disagree by over SETTLE_PCT
+SETTLE_PCT = 5.0
 BATCH_SIZE = 8  # networks measured together in one window
 
 
@@ -51,30 +53,54 @@ def measure_arch(agent: DeviceAgent, arch: Arch, net=None, plan: MeasurePlan | N
 
 def measure_in_windows(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence | None = None,
                        plan: MeasurePlan | None = None, probe: Probe | None = None, windows: int = WINDOWS,
-                       batch_size: int = BATCH_SIZE,
-                       on_batch: Callable[[int], None] | None = None) -> list[list[Measurement]]:
-    """Each architecture's measurements in ``windows`` separate windows (batches of
-    ``batch_size``, in reverse order on alternate windows); take :func:`median_window`.
+                       batch_size: int = BATCH_SIZE, on_batch: Callable[[int, int], None] | None = None,
+                       max_windows: int = MAX_WINDOWS, settle_pct: float = SETTLE_PCT) -> list[list[Measurement]]:
+    """Each architecture's measurements in separate windows (batches of ``batch_size``, in
+    reverse order on alternate windows); take :func:`median_window`.
 
     Why more than one: on a shared host a whole window can run 10% slow while the probe,
     a smaller model, does not notice (benchmarks README, run 7), and one where the probe
-    ran slow reads every network 5-15% fast (run 9)."""
+    ran slow reads every network 5-15% fast (run 9). Every network gets ``windows``; one
+    whose windows beside the median still disagree by more than ``settle_pct`` gets two
+    more, up to ``max_windows``. ``on_batch(done, planned)`` counts measurements."""
     archs, nets = list(archs), list(nets) if nets is not None else [None] * len(archs)
-    starts = list(range(0, len(archs), batch_size))
     by_arch: list[list[Measurement]] = [[] for _ in archs]
-    for index in range(windows):
-        for start in (starts if index % 2 == 0 else starts[::-1]):
-            chunk = slice(start, start + batch_size)
-            for found, m in zip(by_arch[chunk], measure_archs(agent, archs[chunk], nets[chunk], plan, probe)):
-                found.append(m)
+    pending, index, planned = list(range(len(archs))), 0, windows * len(archs)
+    while pending:
+        batches = [pending[start:start + batch_size] for start in range(0, len(pending), batch_size)]
+        for batch in (batches if index % 2 == 0 else batches[::-1]):
+            found = measure_archs(agent, [archs[i] for i in batch], [nets[i] for i in batch], plan, probe)
+            for i, m in zip(batch, found):
+                by_arch[i].append(m)
             if on_batch:
-                on_batch(len(archs[chunk]))
+                on_batch(sum(map(len, by_arch)), planned)
+        index += 1
+        if index >= windows and (index - windows) % 2 == 0:
+            pending = [i for i in pending
+                       if index < max_windows and not settled([m.median_ms for m in by_arch[i]], settle_pct)]
+            planned += 2 * len(pending)
     return by_arch
 
 
+def settled(levels: Sequence[float], settle_pct: float = SETTLE_PCT) -> bool:
+    """Whether the windows on either side of the median agree within ``settle_pct`` of it."""
+    levels = sorted(levels)
+    mid = (len(levels) - 1) // 2
+    beside = levels[max(mid - 1, 0)], levels[min(mid + 1, len(levels) - 1)]
+    return (beside[1] - beside[0]) / levels[mid] * 100 <= settle_pct
+
+
+def median_level(levels: Sequence[float]) -> float:
+    """The median of window levels, one of them (of an even count, the lower middle one):
+    a probe-corrected window can err either way (a probe slowed more than the models
+    reads them fast), so neither the fastest nor the mean is kept."""
+    return sorted(levels)[(len(levels) - 1) // 2]
+
+
 def median_window(windows: Sequence[Measurement]) -> Measurement:
-    """The window at the median level (of an even count, the lower of the middle two)."""
-    return sorted(windows, key=lambda m: m.median_ms)[(len(windows) - 1) // 2]
+    """The window at the median level."""
+    level = median_level([m.median_ms for m in windows])
+    return next(m for m in windows if m.median_ms == level)
 
 
 def window_spread_pct(windows: Sequence[Measurement]) -> float:
@@ -83,6 +109,6 @@ def window_spread_pct(windows: Sequence[Measurement]) -> float:
     return (max(levels) - min(levels)) / median_window(windows).median_ms * 100
 
 
-__all__ = ["BATCH_SIZE", "WINDOWS", "MeasurePlan", "Measurement", "Probe", "default_probe", "lower_envelope",
-           "measure_arch", "measure_archs", "measure_in_windows", "measure_paths", "median_window",
-           "window_spread_pct"]
+__all__ = ["BATCH_SIZE", "MAX_WINDOWS", "WINDOWS", "MeasurePlan", "Measurement", "Probe", "default_probe",
+           "lower_envelope", "measure_arch", "measure_archs", "measure_in_windows", "measure_paths", "median_level",
+           "median_window", "settled", "window_spread_pct"]
