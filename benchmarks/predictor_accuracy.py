@@ -5,8 +5,8 @@ For every backend x family x resolution cell: the wall time to build the LUT, th
 `hwadapt lut validate` metrics (and the naive sum's, on the same measurements), and the
 spread (max vs min) of one model measured in 5 separate agent runs (probe-corrected, and
 raw), and how far the validation windows of one network disagree (median over the
-networks: the host's noise during the cell). Prints a table; writes CSV (the summary and
-each cell's validation measurements) and PNG.
+networks: the host's noise during the cell). Prints a table; writes CSV (the summary, and
+per cell its validation measurements and its 5 repeat runs) and PNG.
 
     python benchmarks/predictor_accuracy.py --out benchmarks/results/predictor_accuracy
 """
@@ -29,19 +29,21 @@ from hwadapt.lut.validate import summarise, validate
 from hwadapt.measure import measure_in_windows, median_window
 
 
-def repeatability(predictor: LatencyPredictor, runs: int = 5) -> tuple[float, float]:
-    """Spread of the base network measured end to end (as every figure: the median of its
-    windows) in ``runs`` separate agent runs, in %; raw: the same windows uncorrected."""
+def repeatability(predictor: LatencyPredictor, runs: int = 5) -> pd.DataFrame:
+    """The base network measured end to end (as every figure: the median of its windows)
+    in ``runs`` separate agent runs: probe-corrected, raw, and the probe's level."""
     meta = predictor.meta
     arch = build(meta.family, resolution=meta.resolution, num_classes=meta.num_classes)
-    corrected, raw = [], []
+    found = []
     for _ in range(runs):
         with predictor.make_agent() as agent:
             m = median_window(measure_in_windows(agent, [arch], probe=predictor.probe())[0])
-        corrected.append(m.median_ms)
-        raw.append(m.raw_ms)
-    spread = lambda v: float((max(v) - min(v)) / min(v) * 100)  # noqa: E731
-    return spread(corrected), spread(raw)
+        found.append({"ms": m.median_ms, "raw_ms": m.raw_ms, "probe_ms": m.probe_ms})
+    return pd.DataFrame(found)
+
+
+def spread_pct(values: pd.Series) -> float:
+    return float((values.max() - values.min()) / values.min() * 100)
 
 
 def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path) -> dict:
@@ -57,10 +59,12 @@ def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path
     naive_predictor = predictor.naive_sum()
     naive = summarise(np.array([naive_predictor.predict_ms(Arch.from_json(a)) for a in rows["arch"]]),
                       rows["measured_ms"].to_numpy())
-    spread, raw_spread = repeatability(predictor)
+    repeats = repeatability(predictor)
+    repeats.to_csv(out / f"{lut.stem}.repeat.csv", index=False)
     return {"backend": backend, "family": family, "resolution": resolution, **report.to_dict(),
             "naive_within_10pct": naive.within_10pct, "naive_mape": naive.mape, "naive_bias_pct": naive.bias_pct,
-            "lut_build_s": round(build_s, 1), "repeat_spread_pct": spread, "raw_repeat_spread_pct": raw_spread,
+            "lut_build_s": round(build_s, 1), "repeat_spread_pct": spread_pct(repeats["ms"]),
+            "raw_repeat_spread_pct": spread_pct(repeats["raw_ms"]),
             "window_spread_pct": float(rows["pass_spread_pct"].median())}
 
 
