@@ -1,0 +1,94 @@
+"""Grid density: how much of a LUT's channel grid the predictor needs.
+
+Takes tables that `predictor_accuracy.py` wrote (each ``<cell>.parquet`` beside its
+``<cell>.validate.csv``), keeps only the grid points a coarser grid setting would have
+measured (a subset of the table's own grid), refits the calibration on the same
+calibration models, and scores the cell's own validation measurements again. No new
+measurement: every variant sees the same numbers, so the differences are the grid's.
+
+    python benchmarks/grid_density.py benchmarks/results/predictor_accuracy_run12 \
+        --out benchmarks/results/grid_density
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hwadapt.arch.spec import Arch
+from hwadapt.lut.calibrate import fit_calibration
+from hwadapt.lut.lookup import OpLookup
+from hwadapt.lut.predictor import LatencyPredictor
+from hwadapt.lut.space import shape_classes
+from hwadapt.lut.store import LutMeta, load_lut
+from hwadapt.lut.validate import summarise
+
+# grid settings that override a table's own (each must select a subset of its points)
+VARIANTS = {
+    "as built": {},
+    "4 spaced points": {"points": 4},
+    "output period 16": {"period": 16},
+    "4 points, period 16": {"points": 4, "period": 16},
+    "no input residues": {"input_period": 0},
+}
+
+
+def restricted(meta: LutMeta, frame: pd.DataFrame, grid: dict[str, int]) -> tuple[LutMeta, pd.DataFrame]:
+    """The table as if it had been measured on ``grid``: its rows at that grid's points, refitted."""
+    wanted = {(cls.key, op.cin, op.cout) for cls in shape_classes(meta.family, meta.resolution, meta.num_classes, grid)
+              for op in cls.ops()}
+    ops = frame[frame["kind"] != "model"]
+    keep = [((r.kind, r.size, r.kernel, r.stride, r.act), r.cin, r.cout) in wanted for r in ops.itertuples()]
+    subset = pd.concat([ops[keep], frame[frame["kind"] == "model"]], ignore_index=True)
+    meta = replace(meta, grid=grid)
+    meta.calibration = fit_calibration(subset.to_dict("records"), meta.periods)
+    return meta, subset
+
+
+def score(table: Path) -> list[dict]:
+    meta, frame = load_lut(table)
+    measured = pd.read_csv(table.with_suffix(".validate.csv"))
+    archs = [Arch.from_json(a) for a in measured["arch"]]
+    grid_points = int((frame["kind"] != "model").sum())
+    found = []
+    for name, override in VARIANTS.items():
+        if "input_period" in override and not meta.grid.get("input_period"):
+            continue  # the table has no input residues to drop
+        sub_meta, subset = restricted(meta, frame, {**meta.grid, **override})
+        predictor = LatencyPredictor(sub_meta, OpLookup(subset, sub_meta.periods))
+        report = summarise(np.array([predictor.predict_ms(a) for a in archs]), measured["measured_ms"].to_numpy())
+        found.append({"table": str(table.parent.name + "/" + table.stem), "backend": meta.backend,
+                      "family": meta.family, "resolution": meta.resolution, "variant": name,
+                      "grid_fraction": round(int((subset["kind"] != "model").sum()) / grid_points, 3),
+                      "within_5pct": report.within_5pct, "within_10pct": report.within_10pct,
+                      "mape": report.mape})
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", type=Path, nargs="+", help="folders of tables with their .validate.csv")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/grid_density"))
+    args = parser.parse_args()
+    tables = sorted(p for folder in args.folders for p in folder.glob("*.parquet")
+                    if p.with_suffix(".validate.csv").is_file())
+    if not tables:
+        parser.error("no table with a .validate.csv beside it in " + ", ".join(map(str, args.folders)))
+    rows = pd.DataFrame([row for table in tables for row in score(table)])
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(args.out / "per_table.csv", index=False)
+    summary = (rows.groupby(["backend", "variant"], sort=False)
+               .agg(tables=("table", "size"), grid_fraction=("grid_fraction", "mean"),
+                    mean_within_5pct=("within_5pct", "mean"), min_within_5pct=("within_5pct", "min"),
+                    mean_within_10pct=("within_10pct", "mean"), mean_mape=("mape", "mean"))
+               .reset_index())
+    summary.to_csv(args.out / "summary.csv", index=False)
+    with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
+        print(summary.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
