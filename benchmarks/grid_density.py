@@ -84,7 +84,7 @@ def main() -> None:
                .agg(tables=("table", "size"), grid_fraction=("grid_fraction", "mean"),
                     mean_within_5pct=("within_5pct", "mean"), min_within_5pct=("within_5pct", "min"),
                     mean_within_10pct=("within_10pct", "mean"), mean_mape=("mape", "mean"))
-               .reset_index())
+               .reset_index().round(4))
     summary.to_csv(args.out / "summary.csv", index=False)
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
         print(summary.to_string(index=False))
