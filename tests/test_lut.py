@@ -218,7 +218,8 @@ def test_validation_keeps_each_networks_median_window(tiny_lut, monkeypatch):
         # the first batch's windows are 1, 4 and 5 (the second pass runs the batches in reverse):
         # in 1 the host was busy, in 4 the probe was slowed more than the models
         factor = {1: 1.3, 4: 0.8}.get(windows[-1], 1.0)
-        return [SimpleNamespace(median_ms=factor * (1 + i)) for i, _ in enumerate(archs)]
+        return [SimpleNamespace(median_ms=factor * (1 + i), raw_ms=1 + i, probe_ms=1 / factor)
+                for i, _ in enumerate(archs)]
 
     monkeypatch.setattr(measure, "measure_archs", fake_measure)
     _, table = validation.validate(LatencyPredictor.load(tiny_lut), samples=6, seed=0, batch_size=3)
@@ -226,3 +227,7 @@ def test_validation_keeps_each_networks_median_window(tiny_lut, monkeypatch):
     assert table["measured_ms"].tolist() == [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]
     assert table["windows"].tolist() == [5] * 3 + [3] * 3
     assert table["pass_spread_pct"].round(6).tolist() == [50.0] * 3 + [0.0] * 3
+    first = table.iloc[0]  # its windows, in the order measured: 1, 4, 5, then two more
+    assert json.loads(first["window_ms"]) == pytest.approx([1.3, 0.8, 1.0, 1.0, 1.0])
+    assert json.loads(first["window_probe_ms"]) == pytest.approx([1 / 1.3, 1 / 0.8, 1.0, 1.0, 1.0])
+    assert json.loads(first["window_raw_ms"]) == [1.0] * 5

@@ -1,7 +1,9 @@
 """Validating a LUT: predict random architectures and measure them end to end."""
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
@@ -9,7 +11,7 @@ from scipy.stats import spearmanr
 from hwadapt.arch.families import family_space
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.predictor import LatencyPredictor
-from hwadapt.measure import BATCH_SIZE, MeasurePlan, measure_in_windows, median_window, window_spread_pct
+from hwadapt.measure import BATCH_SIZE, MeasurePlan, Measurement, measure_in_windows, median_window, window_spread_pct
 
 VALIDATION_STREAM = 1  # calibration models use stream 0 of a seed
 
@@ -66,5 +68,13 @@ def validate(predictor: LatencyPredictor, samples: int, seed: int, batch_size: i
     table = pd.DataFrame({"arch": [a.to_json(indent=None) for a in archs], "predicted_ms": predicted,
                           "measured_ms": measured, "error_pct": (predicted - measured) / measured * 100,
                           "pass_spread_pct": [window_spread_pct(w) for w in by_arch],
-                          "windows": [len(w) for w in by_arch]})
+                          "windows": [len(w) for w in by_arch], **window_columns(by_arch)})
     return summarise(predicted, measured), table
+
+
+def window_columns(by_arch: list[list[Measurement]]) -> dict[str, list[str]]:
+    """Every window's probe-corrected level, raw level and probe level, per network (JSON
+    lists): what another estimator than the median window could be tried on, offline."""
+    columns = {"window_ms": "median_ms", "window_raw_ms": "raw_ms", "window_probe_ms": "probe_ms"}
+    return {column: [json.dumps([getattr(m, field) for m in windows]) for windows in by_arch]
+            for column, field in columns.items()}
