@@ -60,7 +60,7 @@ def score(table: Path) -> list[dict]:
         sub_meta, subset = restricted(meta, frame, {**meta.grid, **override})
         predictor = LatencyPredictor(sub_meta, OpLookup(subset, sub_meta.periods))
         report = summarise(np.array([predictor.predict_ms(a) for a in archs]), measured["measured_ms"].to_numpy())
-        found.append({"table": str(table.parent.name + "/" + table.stem), "backend": meta.backend,
+        found.append({"table": f"{table.parent.name}/{table.stem}", "backend": meta.backend,
                       "family": meta.family, "resolution": meta.resolution, "variant": name,
                       "grid_fraction": round(int((subset["kind"] != "model").sum()) / grid_points, 3),
                       "within_5pct": report.within_5pct, "within_10pct": report.within_10pct,
