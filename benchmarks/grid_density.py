@@ -5,6 +5,8 @@ Takes tables that `predictor_accuracy.py` wrote (each ``<cell>.parquet`` beside 
 measured (a subset of the table's own grid), refits the calibration on the same
 calibration models, and scores the cell's own validation measurements again. No new
 measurement: every variant sees the same numbers, so the differences are the grid's.
+Also how far each variant moves the prediction of the family's base network at the
+width multipliers NetAdapt's baseline uses (x0.25 to x1.0), against the table as built.
 
     python benchmarks/grid_density.py benchmarks/results/predictor_accuracy_run12 \
         --out benchmarks/results/grid_density
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hwadapt.arch.families import build
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.calibrate import fit_calibration
 from hwadapt.lut.lookup import OpLookup
@@ -27,13 +30,14 @@ from hwadapt.lut.store import LutMeta, load_lut
 from hwadapt.lut.validate import summarise
 
 # grid settings that override a table's own (each must select a subset of its points)
-VARIANTS = {
+VARIANTS = {  # the first is the reference for the width shifts
     "as built": {},
     "4 spaced points": {"points": 4},
     "output period 16": {"period": 16},
     "4 points, period 16": {"points": 4, "period": 16},
     "no input residues": {"input_period": 0},
 }
+WIDTHS = (0.25, 0.375, 0.5, 0.75, 1.0)
 
 
 def restricted(meta: LutMeta, frame: pd.DataFrame, grid: dict[str, int]) -> tuple[LutMeta, pd.DataFrame]:
@@ -53,6 +57,9 @@ def score(table: Path) -> list[dict]:
     measured = pd.read_csv(table.with_suffix(".validate.csv"))
     archs = [Arch.from_json(a) for a in measured["arch"]]
     grid_points = int((frame["kind"] != "model").sum())
+    multipliers = [build(meta.family, width=w, resolution=meta.resolution, num_classes=meta.num_classes)
+                   for w in WIDTHS]
+    as_built = None
     found = []
     for name, override in VARIANTS.items():
         if "input_period" in override and not meta.grid.get("input_period"):
@@ -60,11 +67,14 @@ def score(table: Path) -> list[dict]:
         sub_meta, subset = restricted(meta, frame, {**meta.grid, **override})
         predictor = LatencyPredictor(sub_meta, OpLookup(subset, sub_meta.periods))
         report = summarise(np.array([predictor.predict_ms(a) for a in archs]), measured["measured_ms"].to_numpy())
+        at_widths = np.array([predictor.predict_ms(a) for a in multipliers])
+        as_built = at_widths if as_built is None else as_built
         found.append({"table": f"{table.parent.name}/{table.stem}", "backend": meta.backend,
                       "family": meta.family, "resolution": meta.resolution, "variant": name,
                       "grid_fraction": round(int((subset["kind"] != "model").sum()) / grid_points, 3),
                       "within_5pct": report.within_5pct, "within_10pct": report.within_10pct,
-                      "mape": report.mape})
+                      "mape": report.mape,
+                      "width_shift_pct": float(np.max(np.abs(at_widths / as_built - 1)) * 100)})
     return found
 
 
@@ -83,7 +93,8 @@ def main() -> None:
     summary = (rows.groupby(["backend", "variant"], sort=False)
                .agg(tables=("table", "size"), grid_fraction=("grid_fraction", "mean"),
                     mean_within_5pct=("within_5pct", "mean"), min_within_5pct=("within_5pct", "min"),
-                    mean_within_10pct=("within_10pct", "mean"), mean_mape=("mape", "mean"))
+                    mean_within_10pct=("within_10pct", "mean"), mean_mape=("mape", "mean"),
+                    max_width_shift_pct=("width_shift_pct", "max"))
                .reset_index().round(4))
     summary.to_csv(args.out / "summary.csv", index=False)
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
