@@ -231,3 +231,18 @@ def test_validation_keeps_each_networks_median_window(tiny_lut, monkeypatch):
     assert json.loads(first["window_ms"]) == pytest.approx([1.3, 0.8, 1.0, 1.0, 1.0])
     assert json.loads(first["window_probe_ms"]) == pytest.approx([1 / 1.3, 1 / 0.8, 1.0, 1.0, 1.0])
     assert json.loads(first["window_raw_ms"]) == [1.0] * 5
+
+
+def test_profile_takes_grid_overrides(tmp_path, tiny_family):
+    """A table measured on another grid than the family's (as the width-multiplier benchmark
+    builds) records that grid and holds exactly its points."""
+    path = tmp_path / "coarse.parquet"
+    coarse = {"dense_until": 8, "points": 2, "period": 0, "input_period": 0}
+    with make_agent("ort-cpu") as agent:
+        meta = build_lut(agent, tiny_family, 16, path, calibration_models=3, plan=FAST, show_progress=False,
+                         grid=coarse)
+    assert {k: meta.grid[k] for k in coarse} == coarse
+    _, frame = load_lut(path)
+    planned = {job.key for job in plan_jobs(tiny_family, 16, 10, 3, 0, meta.grid)}
+    assert {row_key(r) for r in frame.to_dict("records")} == planned
+    assert len(planned) < len(plan_jobs(tiny_family, 16, 10, 3, 0))

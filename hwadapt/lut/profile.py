@@ -144,12 +144,14 @@ def _start(agent: DeviceAgent, path: Path, meta: LutMeta) -> tuple[LutMeta, list
 
 def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | Path, *,
               num_classes: int = 10, calibration_models: int = 40, seed: int = 0,
-              plan: MeasurePlan | None = None, batch_size: int = 12, show_progress: bool = True) -> LutMeta:
-    """Measure (or finish measuring) the LUT of ``family`` at ``resolution`` on ``agent``."""
+              plan: MeasurePlan | None = None, batch_size: int = 12, show_progress: bool = True,
+              grid: dict[str, int] | None = None) -> LutMeta:
+    """Measure (or finish measuring) the LUT of ``family`` at ``resolution`` on ``agent``
+    (``grid``: overrides of the family's grid settings, :func:`grid_settings`)."""
     path, plan = Path(out_path), plan or default_plan(agent)
     probe = default_probe(resolution)
     fresh = LutMeta(family, resolution, num_classes, agent.backend, agent.fingerprint(),
-                    probe.arch.to_dict(), grid=grid_settings(family, agent.backend))
+                    probe.arch.to_dict(), grid={**grid_settings(family, agent.backend), **(grid or {})})
     meta, rows = _start(agent, path, fresh)
     meta.grid = fresh.grid  # the jobs below are planned on the current grid
     done = {row_key(r) for r in rows}
