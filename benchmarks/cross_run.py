@@ -20,12 +20,13 @@ import pandas as pd
 
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.predictor import LatencyPredictor
+from hwadapt.lut.validate import summarise
 
 
 def within_5pct(predicted: np.ndarray, measured: np.ndarray, level_free: bool) -> float:
     if level_free:
         predicted = predicted * np.median(measured / predicted)
-    return float((np.abs(predicted - measured) / measured <= 0.05).mean())
+    return summarise(predicted, measured).within_5pct
 
 
 def cross(cell: str, first: Path, second: Path) -> list[dict]:
