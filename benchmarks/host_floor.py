@@ -12,6 +12,10 @@ the protocol's level (lower envelope of group medians), and that level over the 
 If even the fastest inference of a model moves more than 3% between blocks while the
 probe's does not, the host, not the estimator, sets that model's repeatability.
 
+Inferences are timed by the wall clock by default (``--clock``): the agents' thread CPU
+clock leaves out the hypervisor's steal time, in coarse steps, and now and then reads a
+0.1 ms inference as 0, so its fastest reading is no floor.
+
 Prints a table and writes ``levels.csv`` (one row per block and model) and
 ``spread.csv`` under --out.
 
@@ -47,11 +51,11 @@ def block_levels(times: list[np.ndarray]) -> dict[str, float]:
             "level_ms": lower_envelope([float(np.median(t)) for t in times]), "inferences": len(every)}
 
 
-def measure(backend: str, resolution: int, blocks: int, block_s: float, seed: int) -> pd.DataFrame:
+def measure(backend: str, resolution: int, blocks: int, block_s: float, seed: int, clock: str) -> pd.DataFrame:
     archs = {name: build(family, width=width, resolution=resolution, num_classes=10)
              for name, (family, width) in MODELS.items()}
     rng, rows = random.Random(seed), []
-    with TemporaryDirectory(prefix="hwadapt-floor-") as tmp, make_agent(backend, threads=1) as agent:
+    with TemporaryDirectory(prefix="hwadapt-floor-") as tmp, make_agent(backend, threads=1, clock=clock) as agent:
         sessions = {name: agent.open(export(arch, agent.model_format, Path(tmp) / f"{i}.{agent.model_format}"))
                     for i, (name, arch) in enumerate(archs.items())}
         runs = {name: max(3, int(GROUP_MS / max(float(np.median(s.time_runs(10))), 1e-4)))
@@ -62,7 +66,7 @@ def measure(backend: str, resolution: int, blocks: int, block_s: float, seed: in
             while time.monotonic() < deadline:
                 for name in rng.sample(list(sessions), len(sessions)):
                     times[name].append(sessions[name].time_runs(runs[name]))
-            rows += [{"backend": backend, "px": resolution, "block": block, "model": name,
+            rows += [{"backend": backend, "px": resolution, "clock": clock, "block": block, "model": name,
                       "weights_mb": round(sum(weight_mb(op) for op in lower(archs[name])), 1), **block_levels(t)}
                      for name, t in times.items()]
         for session in sessions.values():
@@ -97,9 +101,10 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=8)
     parser.add_argument("--block-s", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clock", choices=["wall", "thread"], default="wall")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    levels = pd.concat([measure(backend, int(px), args.blocks, args.block_s, args.seed)
+    levels = pd.concat([measure(backend, int(px), args.blocks, args.block_s, args.seed, args.clock)
                         for backend in args.backends.split(",") for px in args.resolutions.split(",")])
     levels.to_csv(args.out / "levels.csv", index=False)
     table = spreads(levels)

@@ -24,11 +24,10 @@ class ModelSession(ABC):
     """A model loaded on the target, ready to be timed."""
 
     @abstractmethod
-    def time_round(self, runs: int) -> float:
-        """Run ``runs`` back-to-back inferences; return the round's per-inference time in ms.
-
-        In-process agents return the median of the runs; tools that only report a mean
-        (TFLite ``benchmark_model``) return that mean.
+    def time_round(self, runs: int, statistic: str = "median") -> float:
+        """Run ``runs`` back-to-back inferences; return the round's per-inference time in ms:
+        the median (``"median"``; tools that only report a mean, such as TFLite's
+        ``benchmark_model``, return that mean) or the fastest inference (``"min"``).
         """
 
     def close(self) -> None:  # noqa: B027 - optional hook

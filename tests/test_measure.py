@@ -6,6 +6,7 @@ import pytest
 from device_agents import AgentError, make_agent
 from device_agents.base import DeviceAgent, ModelSession
 from hwadapt.arch import build
+from hwadapt.materialize import export
 from hwadapt.measure import MeasurePlan, Measurement, measure_archs, median_window, settled, window_spread_pct
 from hwadapt.measure.protocol import lower_envelope, measure_sessions
 
@@ -24,9 +25,11 @@ class Machine:
 class FakeSession(ModelSession):
     def __init__(self, machine, base_ms, spikes=()):
         self.machine, self.base_ms, self.spikes, self.rounds = machine, base_ms, set(spikes), 0
+        self.statistics = set()
 
-    def time_round(self, runs):
+    def time_round(self, runs, statistic="median"):
         self.rounds += 1
+        self.statistics.add(statistic)
         spike = 3.0 if self.rounds in self.spikes else 1.0
         return self.base_ms * self.machine.factor() * spike
 
@@ -52,6 +55,30 @@ def test_probe_correction_removes_step_slowdowns():
     uncorrected = lower_envelope([2.0 * f for f in (1.0, 1.4, 1.25)])
     assert measured.raw_ms >= 2.0 and uncorrected >= 2.0
     assert measured.rounds == 12 and measured.n == 12
+
+
+def test_fastest_estimator_keeps_the_fastest_round_on_the_probe_time_base():
+    machine = Machine([1.3, 1.0, 1.6])
+    plan = MeasurePlan(fixed_runs=1, warmup_runs=0, min_rounds=12, max_rounds=12, estimator="fastest")
+    model, probe = FakeSession(machine, 2.0, spikes={1, 2, 3}), FakeSession(machine, 1.0)
+    [measured] = measure_sessions(FakeAgent(), [model], plan, probe, reference_ms=0.5)
+    assert model.statistics == probe.statistics == {"min"}  # rounds report their fastest inference
+    assert measured.raw_ms == pytest.approx(2.0) and measured.probe_ms == pytest.approx(1.0)
+    assert measured.median_ms == pytest.approx(1.0)  # 2x the probe, whose reference is 0.5
+
+
+def test_desktop_rounds_report_median_or_fastest_inference(tmp_path):
+    model = export(build("mobilenet_v1", width=0.25, resolution=32, num_classes=10), "onnx", tmp_path / "m.onnx")
+    with make_agent("ort-cpu") as agent:
+        assert agent.plan_overrides["estimator"] == "fastest" and agent.fingerprint()["clock"] == "wall"
+        session = agent.open(model)
+        times = session.time_runs(20)
+        assert times.shape == (20,) and (times > 0).all()
+        assert session.time_round(20, "min") <= session.time_round(20, "median")
+    with pytest.raises(AgentError, match="unknown clock"):
+        make_agent("litert-cpu", clock="auto")
+    with pytest.raises(AgentError, match="single-threaded"):
+        make_agent("ort-cpu", threads=2, clock="thread")
 
 
 def test_lower_envelope_ignores_slow_rounds():

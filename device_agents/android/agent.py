@@ -60,10 +60,10 @@ class AndroidSession(ModelSession):
                 log_file.write(raw)
             raise BenchmarkOutputError(f"{exc} (raw output saved to {log_file.name})", raw) from None
 
-    def time_round(self, runs: int) -> float:
+    def time_round(self, runs: int, statistic: str = "median") -> float:
         raw, rc = self.agent.conn.shell(self.command(runs, self.agent.warmup_runs))
         self.last = self.check_output(raw, rc)
-        return self.last.avg_ms
+        return self.last.avg_ms if statistic == "median" else self.last.regular.min_us / 1000.0
 
     def close(self) -> None:
         self.agent.remove(self.remote_path)

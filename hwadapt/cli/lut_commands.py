@@ -33,7 +33,7 @@ def profile(
     benchmark_binary: Path = typer.Option(None, help="benchmark_model binary to push to the phone."),
     energy_secs: float = typer.Option(0.0, help="Android: seconds of inference per row to read energy "
                                                 "from the fuel gauge (0: no energy column)."),
-    clock: str = typer.Option("auto", help="Desktop timing clock: auto (thread CPU clock for 1 thread), thread, wall."),
+    clock: str = typer.Option("wall", help="Desktop timing clock: wall, or thread (the CPU time of a single thread)."),
     seed: int = typer.Option(0),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every measured row."),
 ) -> None:

@@ -4,13 +4,17 @@ A shared host (or a throttling phone) changes speed in steps lasting seconds: th
 model's median moves by 10-30% between back-to-back blocks. Two things make numbers
 repeatable anyway:
 
-* **Interleaved rounds with a lower envelope.** Models are timed in short rounds,
-  interleaved with each other, and a model's level is the mean of its fastest third of
-  round values: a slow-down that covers part of the window is discarded.
+* **Interleaved rounds, and an estimator that discards slow ones.** Models are timed in
+  short rounds, interleaved with each other. Desktop agents report each round's
+  *fastest* inference and keep the fastest of all (``estimator="fastest"``): other
+  tenants only ever add time, and among thousands of inferences some run untouched.
+  Phones run a few long ``benchmark_model`` invocations that report a mean; there the
+  level is the mean of the fastest third of rounds (``"envelope"``) or their median.
 * **A reference probe in the same window.** A fixed probe model is timed between the
-  rounds. A step that covers the whole window slows the probe too; the model's level is
-  taken *relative to the probe* and scaled by the probe's reference level (stored in a
-  LUT's sidecar), so tables and later end-to-end measurements share one time base.
+  rounds. A slow-down that covers the whole window (a phone throttling, a host core
+  busy with a neighbour for seconds) slows the probe too; the model's level is taken
+  *relative to the probe* and scaled by the probe's reference level (stored in a LUT's
+  sidecar), so tables and later end-to-end measurements share one time base.
 """
 from __future__ import annotations
 
@@ -41,8 +45,8 @@ class MeasurePlan:
     time_cap_s: float = 30.0  # per batch of models
     shuffle: bool = True
     seed: int = 0
-    # "envelope": mean of the fastest third of rounds (desktop); "median": median of the
-    # round means, the usual rule for a phone's few, long benchmark_model invocations
+    # see ESTIMATORS: "fastest" (desktop agents), "envelope", "median" (a phone's few,
+    # long benchmark_model invocations)
     estimator: str = "envelope"
 
 
@@ -73,7 +77,17 @@ def lower_envelope(values: Sequence[float]) -> float:
     return float(ordered[: max(1, len(ordered) // 3)].mean())
 
 
-ESTIMATORS = {"envelope": lower_envelope, "median": lambda values: float(np.median(values))}
+@dataclass(frozen=True)
+class Estimator:
+    """How a model's rounds become its level."""
+
+    round_statistic: str  # what each round reports: "median" (or a tool's mean) or "min"
+    level: Callable[[Sequence[float]], float]
+
+
+ESTIMATORS = {"fastest": Estimator("min", lambda values: float(np.min(values))),
+              "envelope": Estimator("median", lower_envelope),
+              "median": Estimator("median", lambda values: float(np.median(values)))}
 
 
 @dataclass
@@ -115,6 +129,7 @@ def measure_sessions(agent: DeviceAgent, sessions: Sequence[ModelSession], plan:
     With a probe, each level is ``model level / probe level x reference_ms`` (the probe's
     own level in this window when ``reference_ms`` is None).
     """
+    estimator = ESTIMATORS[plan.estimator]
     rng = random.Random(plan.seed)
     tracks = []
     for session in sessions:
@@ -125,7 +140,7 @@ def measure_sessions(agent: DeviceAgent, sessions: Sequence[ModelSession], plan:
     if probe is not None:
         _warm(probe, plan)
         probe_runs = _runs_for(probe, plan)
-        probe_values.append(probe.time_round(probe_runs))
+        probe_values.append(probe.time_round(probe_runs, estimator.round_statistic))
     deadline = time.monotonic() + plan.time_cap_s
     while True:
         active = [t for t in tracks if not t.stable(plan)]
@@ -135,20 +150,21 @@ def measure_sessions(agent: DeviceAgent, sessions: Sequence[ModelSession], plan:
             rng.shuffle(active)
         for track in active:
             track.conditions.append(agent.conditions())
-            track.values.append(track.session.time_round(track.runs))
+            track.values.append(track.session.time_round(track.runs, estimator.round_statistic))
             if on_round:
                 on_round()
         if probe is not None:
-            probe_values.append(probe.time_round(probe_runs))
-    return [_summarise(t, probe_values, reference_ms, ESTIMATORS[plan.estimator]) for t in tracks]
+            probe_values.append(probe.time_round(probe_runs, estimator.round_statistic))
+    return [_summarise(t, probe_values, reference_ms, estimator) for t in tracks]
 
 
-def _summarise(track: _Track, probe_values: list[float], reference_ms: float | None, level) -> Measurement:
+def _summarise(track: _Track, probe_values: list[float], reference_ms: float | None,
+               estimator: Estimator) -> Measurement:
     values = np.asarray(track.values)
-    raw = level(values)
+    raw = estimator.level(values)
     scale, probe_level = 1.0, None
     if probe_values:
-        probe_level = level(probe_values)
+        probe_level = estimator.level(probe_values)
         scale = (reference_ms if reference_ms is not None else probe_level) / probe_level
     corrected = values * scale
     return Measurement(
