@@ -1,8 +1,10 @@
 """Thread CPU clock vs wall clock for single-threaded inference.
 
-The desktop agents time 1-thread inference on the calling thread's CPU clock. This
-checks the premise: back-to-back, on the same session, the two clocks' medians agree on
-an idle host, and under load the wall clock inflates while the thread clock does not.
+Before they kept each model's fastest inference (``host_floor.py``), the desktop agents
+timed 1-thread inference on the calling thread's CPU clock (still ``clock="thread"``).
+This checks that clock's premise: back-to-back, on the same session, the two clocks'
+medians agree on an idle host, and under load the wall clock inflates while the thread
+clock does not.
 Prints a table and writes CSV.
 
     python benchmarks/clock_agreement.py --out benchmarks/results/clock_agreement

@@ -23,7 +23,6 @@ from device_agents.base import AgentError, DeviceAgent, ModelSession, host_finge
 
 CLOCKS = {"thread": time.thread_time_ns, "wall": time.perf_counter_ns}
 ROUND_STATISTICS = {"median": np.median, "min": np.min}
-FASTEST_INFERENCE = {"estimator": "fastest"}  # the measurement plan of in-process agents
 
 
 def resolve_clock(clock: str, threads: int) -> str:
@@ -100,7 +99,6 @@ class OrtCpuAgent(DeviceAgent):
 
     backend = "ort-cpu"
     model_format = "onnx"
-    plan_overrides = FASTEST_INFERENCE
 
     def __init__(self, threads: int = 1, spinning: bool = True, clock: str = "wall") -> None:
         super().__init__(threads)
@@ -142,7 +140,6 @@ class LiteRtCpuAgent(DeviceAgent):
 
     backend = "litert-cpu"
     model_format = "tflite"
-    plan_overrides = FASTEST_INFERENCE
 
     def __init__(self, threads: int = 1, clock: str = "wall") -> None:
         super().__init__(threads)

@@ -43,7 +43,11 @@ def test_table_holds_every_planned_key_once(tiny_lut):
     assert set(keys) == planned
     models = sum(1 for key in planned if key[0] == "model")
     assert 8 <= models <= 12  # a repeated random draw is measured once
-    assert meta.reference_ms > 0 and meta.calibration["models"] == models
+    assert meta.calibration["models"] == models
+    # the time base is the probe's median level over the table's windows
+    assert meta.reference_ms == pytest.approx(frame["probe_ms"].median())
+    one = frame[frame["windows"] == 1]  # (a row of several windows keeps the fields of the nearest)
+    assert len(one) > 20 and np.allclose(one["ms"], one["raw_ms"] / one["probe_ms"] * meta.reference_ms, rtol=1e-9)
     assert meta.fingerprint["backend"] == "ort-cpu" and meta.fingerprint["threads"] == 1
     assert (frame["ms"] > 0).all()
 
@@ -154,6 +158,18 @@ def test_lut_of_another_family_or_shape_is_refused(tiny_lut):
     wide = build("tiny", width=2.0, resolution=16, num_classes=10)
     with pytest.raises(LutError, match="does not cover"):
         predictor.predict(wide)
+
+
+def test_measurements_of_another_clock_or_estimator_are_refused(tiny_lut):
+    predictor = LatencyPredictor.load(tiny_lut)
+    assert predictor.meta.fingerprint["estimator"] == "fastest"
+    with make_agent("ort-cpu") as agent:
+        predictor.check_target(agent)
+        for name, other in (("estimator", "envelope"), ("clock", "thread")):
+            mismatched = LatencyPredictor.load(tiny_lut)
+            mismatched.meta.fingerprint[name] = other
+            with pytest.raises(LutMismatchError, match=name):
+                mismatched.check_target(agent)
 
 
 def test_profile_refuses_to_mix_tables(tmp_path, tiny_lut):

@@ -8,7 +8,7 @@ from device_agents.base import DeviceAgent, ModelSession
 from hwadapt.arch import build
 from hwadapt.materialize import export
 from hwadapt.measure import MeasurePlan, Measurement, measure_archs, median_window, settled, window_spread_pct
-from hwadapt.measure.protocol import lower_envelope, measure_sessions
+from hwadapt.measure.protocol import default_plan, lower_envelope, measure_sessions
 
 
 class Machine:
@@ -46,7 +46,7 @@ class FakeAgent(DeviceAgent):
 
 def test_probe_correction_removes_step_slowdowns():
     machine = Machine([1.0, 1.4, 1.0, 1.25])
-    plan = MeasurePlan(fixed_runs=1, warmup_runs=0, min_rounds=12, max_rounds=12)
+    plan = MeasurePlan(fixed_runs=1, warmup_runs=0, min_rounds=12, max_rounds=12, estimator="envelope")
     model = FakeSession(machine, 2.0, spikes={4, 9})
     probe = FakeSession(machine, 1.0)
     [measured] = measure_sessions(FakeAgent(), [model], plan, probe, reference_ms=1.0)
@@ -59,7 +59,7 @@ def test_probe_correction_removes_step_slowdowns():
 
 def test_fastest_estimator_keeps_the_fastest_round_on_the_probe_time_base():
     machine = Machine([1.3, 1.0, 1.6])
-    plan = MeasurePlan(fixed_runs=1, warmup_runs=0, min_rounds=12, max_rounds=12, estimator="fastest")
+    plan = MeasurePlan(fixed_runs=1, warmup_runs=0, min_rounds=12, max_rounds=12)
     model, probe = FakeSession(machine, 2.0, spikes={1, 2, 3}), FakeSession(machine, 1.0)
     [measured] = measure_sessions(FakeAgent(), [model], plan, probe, reference_ms=0.5)
     assert model.statistics == probe.statistics == {"min"}  # rounds report their fastest inference
@@ -70,7 +70,7 @@ def test_fastest_estimator_keeps_the_fastest_round_on_the_probe_time_base():
 def test_desktop_rounds_report_median_or_fastest_inference(tmp_path):
     model = export(build("mobilenet_v1", width=0.25, resolution=32, num_classes=10), "onnx", tmp_path / "m.onnx")
     with make_agent("ort-cpu") as agent:
-        assert agent.plan_overrides["estimator"] == "fastest" and agent.fingerprint()["clock"] == "wall"
+        assert default_plan(agent).estimator == "fastest" and agent.fingerprint()["clock"] == "wall"
         session = agent.open(model)
         times = session.time_runs(20)
         assert times.shape == (20,) and (times > 0).all()

@@ -12,8 +12,8 @@ from hwadapt.arch.ops import Op, lower
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.calibrate import FEATURES, feature_name, identity_calibration, weight_mb
 from hwadapt.lut.lookup import OpLookup
-from hwadapt.lut.store import LutError, LutMeta, load_lut
-from hwadapt.measure import Probe
+from hwadapt.lut.store import TARGET_FIELDS, LutError, LutMeta, load_lut
+from hwadapt.measure import Probe, target_fingerprint
 
 
 class LutMismatchError(LutError):
@@ -58,8 +58,8 @@ class LatencyPredictor:
 
     def check_target(self, agent: DeviceAgent) -> None:
         """Refuse to compare with measurements from another device or runtime (unless forced)."""
-        theirs = agent.fingerprint()
-        for name in ("backend", "device", "threads", "runtime_version", "delegate", "clock"):
+        theirs = target_fingerprint(agent)
+        for name in ("backend", *TARGET_FIELDS):
             ours = self.meta.fingerprint.get(name)
             if ours != theirs.get(name) and not self.force:
                 raise LutMismatchError(f"LUT fingerprint differs from this target ({name}: {ours!r} vs "

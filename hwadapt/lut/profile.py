@@ -28,15 +28,17 @@ from hwadapt.arch.spec import Arch
 from hwadapt.lut.calibrate import fit_calibration
 from hwadapt.lut.outliers import TOLERANCE, fastest, merge_windows, suspect_rows, window_levels, windows
 from hwadapt.lut.space import grid_settings, shape_classes, standalone_op
-from hwadapt.lut.store import (ROW_KEY, Journal, LutError, LutMeta, journal_path, load_lut, read_journal,
+from hwadapt.lut.store import (ROW_KEY, TARGET_FIELDS, Journal, LutError, LutMeta, journal_path, load_lut, read_journal,
                                row_key, save_lut, sidecar_path)
 from hwadapt.materialize import export, save_ops
 from hwadapt.materialize.weights import random_weights
 from hwadapt.measure import BATCH_SIZE as WINDOW_BATCH
-from hwadapt.measure import MAX_WINDOWS, WINDOWS, MeasurePlan, Measurement, default_probe, median_level, settled
+from hwadapt.measure import (MAX_WINDOWS, WINDOWS, MeasurePlan, Measurement, default_probe, median_level, settled,
+                             target_fingerprint)
 from hwadapt.measure.protocol import default_plan, measure_sessions
 
 log = logging.getLogger(__name__)
+PROBE_SCALED_COLUMNS = ("ms", "p10_ms", "p90_ms", "std_ms")  # on the probe's time base
 CALIBRATION_STREAM = 0  # validation samples use another stream of the same seed
 
 
@@ -92,7 +94,7 @@ def _check_same_target(old: LutMeta, new: LutMeta, path: Path) -> None:
         if getattr(old, name) != getattr(new, name):
             raise LutError(f"{path} holds a {name}={getattr(old, name)!r} table, not {getattr(new, name)!r}; "
                            "choose another --out (nothing was overwritten)")
-    for name in ("device", "threads", "runtime_version", "delegate", "clock"):
+    for name in TARGET_FIELDS:
         if old.fingerprint.get(name) != new.fingerprint.get(name):
             raise LutError(f"{path} was measured on another target ({name}: "
                            f"{old.fingerprint.get(name)!r} vs {new.fingerprint.get(name)!r}); choose another --out")
@@ -150,7 +152,7 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
     (``grid``: overrides of the family's grid settings, :func:`grid_settings`)."""
     path, plan = Path(out_path), plan or default_plan(agent)
     probe = default_probe(resolution)
-    fresh = LutMeta(family, resolution, num_classes, agent.backend, agent.fingerprint(),
+    fresh = LutMeta(family, resolution, num_classes, agent.backend, target_fingerprint(agent, plan),
                     probe.arch.to_dict(), grid={**grid_settings(family, agent.backend), **(grid or {})})
     meta, rows = _start(agent, path, fresh)
     meta.grid = fresh.grid  # the jobs below are planned on the current grid
@@ -168,6 +170,7 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
                     save_lut(path, meta, rows)
                 _run_jobs(agent, jobs, probe_session, meta.reference_ms, plan, Path(tmp), batch_size,
                           journal, rows, show_progress)
+                _settle_reference(meta, rows)
                 _more_windows(agent, rows, probe_session, meta.reference_ms, plan, Path(tmp), batch_size,
                               lambda: save_lut(path, meta, rows))
             finally:
@@ -222,6 +225,24 @@ def _reference_level(agent: DeviceAgent, probe: ModelSession, plan: MeasurePlan)
     level = measure_sessions(agent, [probe], long_plan)[0].median_ms
     log.info("probe reference level: %.4f ms", level)
     return level
+
+
+def _settle_reference(meta: LutMeta, rows: list[dict[str, Any]]) -> None:
+    """Put the table on the probe's median level over all its windows, not on the one long
+    window measured first: that window can fall in a stretch where the whole host runs
+    slow (seen: the probe's fastest inference 17% slow, in a table whose other windows
+    agreed within 1%), and would shift every figure of the table and every later
+    measurement against it."""
+    levels = [r["probe_ms"] for r in rows if r.get("probe_ms") is not None and np.isfinite(r["probe_ms"])]
+    if not levels:
+        return
+    typical = float(np.median(levels))
+    factor = typical / meta.reference_ms
+    for row in rows:
+        row["window_ms"] = json.dumps([level * factor for level in window_levels(row)])
+        row.update({name: row[name] * factor for name in PROBE_SCALED_COLUMNS})
+    log.info("probe reference level %.4f -> %.4f ms (median over the table's windows)", meta.reference_ms, typical)
+    meta.reference_ms = typical
 
 
 def _run_jobs(agent: DeviceAgent, jobs: list[Job], probe: ModelSession, reference_ms: float, plan: MeasurePlan,

@@ -24,6 +24,9 @@ ROW_KEY = ["kind", "size", "kernel", "stride", "act", "cin", "cout", "arch"]
 VALUE_COLUMNS = ["ms", "raw_ms", "probe_ms", "p10_ms", "p90_ms", "std_ms", "n", "rounds",
                  "energy_mj", "throttled", "conditions", "measured_at", "windows", "window_ms"]
 
+# fingerprint fields on which a table and a measurement (or a resumed run) must agree
+TARGET_FIELDS = ("device", "threads", "runtime_version", "delegate", "clock", "estimator")
+
 
 class LutError(HwadaptError):
     """A LUT that is missing, corrupt, or does not fit what it is used for."""

@@ -10,7 +10,7 @@ from device_agents.base import DeviceAgent
 from hwadapt.arch.families import build
 from hwadapt.arch.spec import Arch
 from hwadapt.materialize import export
-from hwadapt.measure.protocol import MeasurePlan, Measurement, lower_envelope, measure_paths
+from hwadapt.measure.protocol import MeasurePlan, Measurement, default_plan, lower_envelope, measure_paths
 
 PROBE_FAMILY, PROBE_WIDTH, PROBE_CLASSES = "mobilenet_v1", 0.5, 10
 WINDOWS = 3  # separate windows behind every end-to-end figure (at least); the median is kept
@@ -25,6 +25,13 @@ class Probe:
 
     arch: Arch
     reference_ms: float | None = None
+
+
+def target_fingerprint(agent: DeviceAgent, plan: MeasurePlan | None = None) -> dict:
+    """The agent's fingerprint and the estimator its measurements take: two tables, or a
+    table and a measurement, compare only when both agree (the fastest inference reads
+    lower than an envelope of medians)."""
+    return {**agent.fingerprint(), "estimator": (plan or default_plan(agent)).estimator}
 
 
 def default_probe(resolution: int) -> Probe:
@@ -111,4 +118,4 @@ def window_spread_pct(windows: Sequence[Measurement]) -> float:
 
 __all__ = ["BATCH_SIZE", "MAX_WINDOWS", "WINDOWS", "MeasurePlan", "Measurement", "Probe", "default_probe",
            "lower_envelope", "measure_arch", "measure_archs", "measure_in_windows", "measure_paths", "median_level",
-           "median_window", "settled", "window_spread_pct"]
+           "median_window", "settled", "target_fingerprint", "window_spread_pct"]

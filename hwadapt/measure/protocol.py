@@ -45,9 +45,9 @@ class MeasurePlan:
     time_cap_s: float = 30.0  # per batch of models
     shuffle: bool = True
     seed: int = 0
-    # see ESTIMATORS: "fastest" (desktop agents), "envelope", "median" (a phone's few,
-    # long benchmark_model invocations)
-    estimator: str = "envelope"
+    # see ESTIMATORS: "fastest" (in-process agents), "envelope", "median" (a phone's few,
+    # long benchmark_model invocations, each reporting a mean)
+    estimator: str = "fastest"
 
 
 @dataclass

@@ -22,6 +22,7 @@ from hwadapt.data import Splits, load_dataset
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.materialize.torch_net import Net
 from hwadapt.measure import MeasurePlan, measure_in_windows
+from hwadapt.measure.protocol import default_plan
 from hwadapt.nas.derive import calibrated_member
 from hwadapt.nas.latency import LatencyTable, SearchError, latency_table
 from hwadapt.nas.search import SUMMARY_FILE, SearchConfig, search
@@ -147,8 +148,8 @@ def run(job: SearchJob, plan: MeasurePlan | None = None) -> dict:
     if ctx.out.is_dir() and any(ctx.out.iterdir()) and not (ctx.out / "search" / SUMMARY_FILE).is_file():
         raise SearchError(f"{ctx.out} exists and holds no search; choose another --out")
     ctx.out.mkdir(parents=True, exist_ok=True)
-    plan = plan or MeasurePlan()
     agent = ctx.predictor.make_agent()
+    plan = plan or default_plan(agent)
     try:
         ctx.predictor.check_target(agent)
         with make_progress() as progress:
