@@ -16,7 +16,6 @@ PROBE_FAMILY, PROBE_WIDTH, PROBE_CLASSES = "mobilenet_v1", 0.5, 10
 WINDOWS = 3  # separate windows behind every end-to-end figure (at least); the median is kept
 MAX_WINDOWS = 7  # at most, while the windows beside the median disagree by over SETTLE_PCT
 SETTLE_PCT = 5.0
-DISTURBED_PCT = 3.0  # a window whose probe ran this much slower than its reference level
 BATCH_SIZE = 8  # networks measured together in one window
 
 
@@ -70,13 +69,8 @@ def measure_in_windows(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence
     a smaller model, does not notice (benchmarks README, run 7), and one where the probe
     ran slow reads every network 5-15% fast (run 9). Every network gets ``windows``; one
     whose windows beside the median still disagree by more than ``settle_pct`` gets two
-    more, up to ``max_windows``. With a probe of known reference level, a window where
-    the probe ran over ``DISTURBED_PCT`` slower than that level is *disturbed* (the host
-    slowed the probe and the networks by different amounts: run 16) and is dropped while
-    the network has calm ones; it does not count towards ``windows``.
-    ``on_batch(done, planned)`` counts measurements."""
+    more, up to ``max_windows``. ``on_batch(done, planned)`` counts measurements."""
     archs, nets = list(archs), list(nets) if nets is not None else [None] * len(archs)
-    reference_ms = probe.reference_ms if probe is not None else None
     by_arch: list[list[Measurement]] = [[] for _ in archs]
     pending, index, planned = list(range(len(archs))), 0, windows * len(archs)
     while pending:
@@ -89,22 +83,10 @@ def measure_in_windows(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence
                 on_batch(sum(map(len, by_arch)), planned)
         index += 1
         if index >= windows and (index - windows) % 2 == 0:
-            calm = [calm_windows(by_arch[i], reference_ms) for i in range(len(archs))]
-            pending = [i for i in pending if index < max_windows
-                       and not (len(calm[i]) >= windows and settled([m.median_ms for m in calm[i]], settle_pct))]
+            pending = [i for i in pending
+                       if index < max_windows and not settled([m.median_ms for m in by_arch[i]], settle_pct)]
             planned += 2 * len(pending)
-    return [calm_windows(found, reference_ms) for found in by_arch]
-
-
-def calm_windows(windows: Sequence[Measurement], reference_ms: float | None,
-                 disturbed_pct: float = DISTURBED_PCT) -> list[Measurement]:
-    """The windows whose probe ran within ``disturbed_pct`` of its reference level (all of
-    them when there are none such, or no reference)."""
-    if reference_ms is None:
-        return list(windows)
-    limit = reference_ms * (1 + disturbed_pct / 100)
-    calm = [m for m in windows if m.probe_ms is None or m.probe_ms <= limit]
-    return calm or list(windows)
+    return by_arch
 
 
 def settled(levels: Sequence[float], settle_pct: float = SETTLE_PCT) -> bool:
@@ -134,6 +116,6 @@ def window_spread_pct(windows: Sequence[Measurement]) -> float:
     return (max(levels) - min(levels)) / median_window(windows).median_ms * 100
 
 
-__all__ = ["BATCH_SIZE", "DISTURBED_PCT", "MAX_WINDOWS", "WINDOWS", "MeasurePlan", "Measurement", "Probe", "calm_windows", "default_probe",
+__all__ = ["BATCH_SIZE", "MAX_WINDOWS", "WINDOWS", "MeasurePlan", "Measurement", "Probe", "default_probe",
            "lower_envelope", "measure_arch", "measure_archs", "measure_in_windows", "measure_paths", "median_level",
            "median_window", "settled", "target_fingerprint", "window_spread_pct"]
