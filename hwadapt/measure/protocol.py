@@ -9,7 +9,8 @@ repeatable anyway:
   *fastest* inference and keep the fastest of all (``estimator="fastest"``): other
   tenants only ever add time, and among thousands of inferences some run untouched.
   Phones run a few long ``benchmark_model`` invocations that report a mean; there the
-  level is the mean of the fastest third of rounds (``"envelope"``) or their median.
+  level is the median of those means (``"median"``) or the mean of their fastest third
+  (``"envelope"``).
 * **A reference probe in the same window.** A fixed probe model is timed between the
   rounds. A slow-down that covers the whole window (a phone throttling, a host core
   busy with a neighbour for seconds) slows the probe too; the model's level is taken
