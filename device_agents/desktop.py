@@ -29,7 +29,7 @@ def resolve_clock(clock: str, threads: int) -> str:
     if clock not in CLOCKS:
         raise AgentError(f"unknown clock {clock!r}; expected wall or thread")
     if clock == "thread" and threads != 1:
-        raise AgentError("the thread clock only measures single-threaded inference; use --clock wall")
+        raise AgentError("the thread clock only measures single-threaded inference; use the wall clock")
     return clock
 
 
@@ -43,8 +43,7 @@ class _InProcessSession(ModelSession):
         """One inference."""
 
     def time_runs(self, runs: int) -> np.ndarray:
-        """Each of ``runs`` back-to-back inferences, timed alone, in ms (the protocol keeps
-        their median; benchmarks look below it)."""
+        """Each of ``runs`` back-to-back inferences, timed alone, in ms."""
         times = np.empty(runs)
         clock = CLOCKS[self.clock]
         for i in range(runs):

@@ -33,7 +33,6 @@ def profile(
     benchmark_binary: Path = typer.Option(None, help="benchmark_model binary to push to the phone."),
     energy_secs: float = typer.Option(0.0, help="Android: seconds of inference per row to read energy "
                                                 "from the fuel gauge (0: no energy column)."),
-    clock: str = typer.Option("wall", help="Desktop timing clock: wall, or thread (the CPU time of a single thread)."),
     seed: int = typer.Option(0),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every measured row."),
 ) -> None:
@@ -49,8 +48,6 @@ def profile(
     if out.suffix != ".parquet":
         raise ArchError(f"--out must end in .parquet, got {out}")
     options: dict = {"threads": threads}
-    if backend in (Backend.ort_cpu, Backend.litert_cpu):
-        options["clock"] = clock
     if device is not None:
         options["device"] = device
     if benchmark_binary is not None:

@@ -170,9 +170,9 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
                     save_lut(path, meta, rows)
                 _run_jobs(agent, jobs, probe_session, meta.reference_ms, plan, Path(tmp), batch_size,
                           journal, rows, show_progress)
-                _settle_reference(meta, rows)
                 _more_windows(agent, rows, probe_session, meta.reference_ms, plan, Path(tmp), batch_size,
                               lambda: save_lut(path, meta, rows))
+                _settle_reference(meta, rows)
             finally:
                 probe_session.close()
         meta.calibration = fit_calibration(rows, meta.periods)
