@@ -38,6 +38,7 @@ from hwadapt.arch.ops import lower
 from hwadapt.lut.calibrate import weight_mb
 from hwadapt.materialize import export
 from hwadapt.measure import PROBE_FAMILY, PROBE_WIDTH, lower_envelope
+from probe_choice import spread_pct  # a sibling script: benchmarks/ is on the path
 
 MODELS = {"v1 x1.0": ("mobilenet_v1", 1.0), "v1 x0.75": ("mobilenet_v1", 0.75), "v2 x1.0": ("mobilenet_v2", 1.0),
           "probe": (PROBE_FAMILY, PROBE_WIDTH)}
@@ -72,10 +73,6 @@ def measure(backend: str, resolution: int, blocks: int, block_s: float, seed: in
         for session in sessions.values():
             session.close()
     return pd.DataFrame(rows)
-
-
-def spread_pct(values: pd.Series) -> float:
-    return float((values.max() - values.min()) / values.min() * 100)
 
 
 def spreads(levels: pd.DataFrame) -> pd.DataFrame:
