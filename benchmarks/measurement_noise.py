@@ -6,7 +6,8 @@ away, no predictor can put 90% of validation architectures within ±5%. This mea
 that floor: ``--archs`` random architectures of a family (the validation sample stream)
 are measured in ``--runs`` separate agent runs (a fresh agent each, ``--pause`` seconds
 apart, batches of 8 with the default probe, as validation does), once per measurement
-plan: the agent's default plan and one with more rounds per model (``--long-rounds``).
+plan: the agent's default plan, one with more rounds per model (``--long-rounds``, 0 for
+none) and, with ``--min-inferences N``, one that times each model at least N times per window.
 
 Per plan it reports the fraction of single measurements within ±5% / ±10% of their
 architecture's median over the runs (what a predictor that knew every median exactly
@@ -31,17 +32,24 @@ import pandas as pd
 from device_agents import make_agent
 from hwadapt.lut.validate import sample_archs
 from hwadapt.measure import BATCH_SIZE, Probe, default_probe, measure_archs
-from hwadapt.measure.protocol import default_plan
+from hwadapt.measure.protocol import MeasurePlan, default_plan
 
-def one_run(backend: str, archs: list, probe: Probe, long_rounds: int, run: int) -> list[dict]:
+def plans_to_compare(default: MeasurePlan, long_rounds: int, min_inferences: int) -> dict[str, MeasurePlan]:
+    plans = {"default": default}
+    if long_rounds:
+        plans[f"{long_rounds} rounds"] = replace(default, min_rounds=long_rounds, max_rounds=long_rounds,
+                                                 time_cap_s=default.time_cap_s * long_rounds / default.min_rounds)
+    if min_inferences:
+        plans[f"min {min_inferences} inferences"] = replace(default, min_inferences=min_inferences)
+    return plans
+
+
+def one_run(backend: str, archs: list, probe: Probe, long_rounds: int, min_inferences: int, run: int) -> list[dict]:
     """Measure every architecture once with each plan (their order alternating between
     runs); probe-corrected values are in probe units."""
     rows = []
     with make_agent(backend, threads=1) as agent:
-        default = default_plan(agent)
-        plans = {"default": default,
-                 "long": replace(default, min_rounds=long_rounds, max_rounds=long_rounds,
-                                 time_cap_s=default.time_cap_s * long_rounds / default.min_rounds)}
+        plans = plans_to_compare(default_plan(agent), long_rounds, min_inferences)
         for name in sorted(plans, reverse=bool(run % 2)):
             start, measured = time.perf_counter(), []
             for first in range(0, len(archs), BATCH_SIZE):
@@ -80,7 +88,8 @@ def main() -> None:
     parser.add_argument("--resolutions", nargs="+", type=int, default=[32, 224])
     parser.add_argument("--archs", type=int, default=16)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--long-rounds", type=int, default=48, help="rounds per model in the long plan")
+    parser.add_argument("--long-rounds", type=int, default=48, help="rounds per model in the long plan (0: no such plan)")
+    parser.add_argument("--min-inferences", type=int, default=0, help="add a plan timing each model at least this often per window")
     parser.add_argument("--pause", type=float, default=10.0, help="seconds between runs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -92,7 +101,7 @@ def main() -> None:
                 probe = replace(default_probe(resolution), reference_ms=1.0)
                 levels = []
                 for run in range(args.runs):
-                    levels += one_run(backend, archs, probe, args.long_rounds, run)
+                    levels += one_run(backend, archs, probe, args.long_rounds, args.min_inferences, run)
                     time.sleep(args.pause)
                 cell = {"backend": backend, "family": family, "px": resolution}
                 frames.append(pd.DataFrame(levels).assign(**cell))

@@ -67,6 +67,17 @@ def test_fastest_estimator_keeps_the_fastest_round_on_the_probe_time_base():
     assert measured.median_ms == pytest.approx(1.0)  # 2x the probe, whose reference is 0.5
 
 
+def test_min_inferences_adds_rounds_up_to_max_rounds():
+    def rounds_taken(**limits):
+        plan = MeasurePlan(fixed_runs=4, warmup_runs=0, min_rounds=3, **limits)
+        [measured] = measure_sessions(FakeAgent(), [FakeSession(Machine([1.0]), 2.0)], plan)
+        return measured.rounds, measured.n
+
+    assert rounds_taken(max_rounds=30, min_inferences=0) == (3, 12)  # steady rounds: stable at min_rounds
+    assert rounds_taken(max_rounds=30, min_inferences=40) == (10, 40)
+    assert rounds_taken(max_rounds=6, min_inferences=40) == (6, 24)  # max_rounds still caps
+
+
 def test_desktop_rounds_report_median_or_fastest_inference(tmp_path):
     model = export(build("mobilenet_v1", width=0.25, resolution=32, num_classes=10), "onnx", tmp_path / "m.onnx")
     with make_agent("ort-cpu") as agent:

@@ -42,6 +42,9 @@ class MeasurePlan:
     warmup_runs: int = 5
     min_rounds: int = 6
     max_rounds: int = 24
+    # per model and window, as far as max_rounds allows: at 224 px a round holds 3-5
+    # inferences, and the fastest of a few dozen still moves (benchmarks/measurement_noise.py)
+    min_inferences: int = 60
     rel_tol: float = 0.005  # stop once the level's standard error is below this fraction
     time_cap_s: float = 30.0  # per batch of models
     shuffle: bool = True
@@ -101,10 +104,10 @@ class _Track:
     conditions: list[dict[str, Any]] = field(default_factory=list)
 
     def stable(self, plan: MeasurePlan) -> bool:
-        if len(self.values) < plan.min_rounds:
-            return False
         if len(self.values) >= plan.max_rounds:
             return True
+        if len(self.values) < plan.min_rounds or len(self.values) * self.runs < plan.min_inferences:
+            return False
         best = np.sort(self.values)[: max(2, len(self.values) // 3)]
         sem = float(np.std(best, ddof=1) / np.sqrt(len(best)))
         return sem <= plan.rel_tol * float(best.mean())
