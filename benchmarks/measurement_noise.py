@@ -34,17 +34,19 @@ from hwadapt.lut.validate import sample_archs
 from hwadapt.measure import BATCH_SIZE, Probe, default_probe, measure_archs
 from hwadapt.measure.protocol import MeasurePlan, default_plan
 
-def plans_to_compare(default: MeasurePlan, long_rounds: int, min_inferences: int) -> dict[str, MeasurePlan]:
+
+def plans_to_compare(default: MeasurePlan, long_rounds: int, min_inferences: int | None) -> dict[str, MeasurePlan]:
     plans = {"default": default}
     if long_rounds:
         plans[f"{long_rounds} rounds"] = replace(default, min_rounds=long_rounds, max_rounds=long_rounds,
                                                  time_cap_s=default.time_cap_s * long_rounds / default.min_rounds)
-    if min_inferences:
+    if min_inferences is not None:
         plans[f"min {min_inferences} inferences"] = replace(default, min_inferences=min_inferences)
     return plans
 
 
-def one_run(backend: str, archs: list, probe: Probe, long_rounds: int, min_inferences: int, run: int) -> list[dict]:
+def one_run(backend: str, archs: list, probe: Probe, long_rounds: int, min_inferences: int | None,
+            run: int) -> list[dict]:
     """Measure every architecture once with each plan (their order alternating between
     runs); probe-corrected values are in probe units."""
     rows = []
@@ -89,7 +91,7 @@ def main() -> None:
     parser.add_argument("--archs", type=int, default=16)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--long-rounds", type=int, default=48, help="rounds per model in the long plan (0: no such plan)")
-    parser.add_argument("--min-inferences", type=int, default=0, help="add a plan timing each model at least this often per window")
+    parser.add_argument("--min-inferences", type=int, help="add a plan timing each model at least this often per window")
     parser.add_argument("--pause", type=float, default=10.0, help="seconds between runs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
