@@ -1,13 +1,15 @@
 """How repeatable can any estimator be on this host? The floor under the protocol.
 
-The protocol keeps, per model, the mean of its fastest third of round medians, and
-divides it by a probe's level in the same window (``hwadapt.measure``). Whatever it
-does, it cannot read a model faster than its fastest single inference. This times
-single inferences of the full-width MobileNetV1 and V2, MobileNetV1 x0.75 and the
-default probe (MobileNetV1 x0.5), interleaved in groups, in ``--blocks`` blocks of
-``--block-s`` seconds in one process, and reports per model how far between blocks
-(max vs min, %) each of these moves: the fastest single inference, the 1st percentile,
-the protocol's level (lower envelope of group medians), and that level over the probe's.
+Whatever the protocol does (``hwadapt.measure``), it cannot read a model faster than
+its fastest single inference. This times single inferences of ``--models`` (by default
+the full-width MobileNetV1 and V2, MobileNetV1 x0.75 and the default probe, MobileNetV1
+x0.5; also "v1 x1.25" and "v1 x1.5", whose weights outgrow the cache the others share
+with the neighbours), interleaved in groups, in ``--blocks`` blocks of ``--block-s``
+seconds in one process, and reports per model how far between blocks (max vs min, %)
+each of these moves: the fastest single inference, the 1st percentile, the lower
+envelope of group medians (the protocol's level until session 10), and these over the
+probe's. It also prints, per block, how much slower than in its fastest block each
+model's fastest inference was: which models slow down together.
 
 If even the fastest inference of a model moves more than 3% between blocks while the
 probe's does not, the host, not the estimator, sets that model's repeatability.
@@ -16,8 +18,8 @@ Inferences are timed by the wall clock by default (``--clock``): the agents' thr
 clock leaves out the hypervisor's steal time, in coarse steps, and now and then reads a
 0.1 ms inference as 0, so its fastest reading is no floor.
 
-Prints a table and writes ``levels.csv`` (one row per block and model) and
-``spread.csv`` under --out.
+Prints two tables and writes ``levels.csv`` (one row per block and model),
+``spread.csv`` and ``slowdown.csv`` under --out.
 
     python benchmarks/host_floor.py --out benchmarks/results/host_floor
 """
@@ -41,7 +43,8 @@ from hwadapt.measure import PROBE_FAMILY, PROBE_WIDTH, lower_envelope
 from probe_choice import spread_pct  # a sibling script: benchmarks/ is on the path
 
 MODELS = {"v1 x1.0": ("mobilenet_v1", 1.0), "v1 x0.75": ("mobilenet_v1", 0.75), "v2 x1.0": ("mobilenet_v2", 1.0),
-          "probe": (PROBE_FAMILY, PROBE_WIDTH)}
+          "v1 x1.25": ("mobilenet_v1", 1.25), "v1 x1.5": ("mobilenet_v1", 1.5), "probe": (PROBE_FAMILY, PROBE_WIDTH)}
+DEFAULT_MODELS = "v1 x1.0,v1 x0.75,v2 x1.0,probe"
 GROUP_MS = 15.0  # wall time one group of single inferences aims at, as the protocol's rounds
 
 
@@ -52,9 +55,10 @@ def block_levels(times: list[np.ndarray]) -> dict[str, float]:
             "level_ms": lower_envelope([float(np.median(t)) for t in times]), "inferences": len(every)}
 
 
-def measure(backend: str, resolution: int, blocks: int, block_s: float, seed: int, clock: str) -> pd.DataFrame:
-    archs = {name: build(family, width=width, resolution=resolution, num_classes=10)
-             for name, (family, width) in MODELS.items()}
+def measure(backend: str, resolution: int, models: list[str], blocks: int, block_s: float, seed: int,
+            clock: str) -> pd.DataFrame:
+    archs = {name: build(MODELS[name][0], width=MODELS[name][1], resolution=resolution, num_classes=10)
+             for name in models}
     rng, rows = random.Random(seed), []
     with TemporaryDirectory(prefix="hwadapt-floor-") as tmp, make_agent(backend, threads=1, clock=clock) as agent:
         sessions = {name: agent.open(export(arch, agent.model_format, Path(tmp) / f"{i}.{agent.model_format}"))
@@ -90,6 +94,12 @@ def spreads(levels: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).round(1)
 
 
+def block_slowdowns(levels: pd.DataFrame) -> pd.DataFrame:
+    """Per block, each model's fastest inference over its fastest block's, in % above."""
+    fastest = levels.pivot_table(index=["backend", "px", "block"], columns="model", values="min_ms", sort=False)
+    return ((fastest / fastest.groupby(level=["backend", "px"]).transform("min") - 1) * 100).round(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/host_floor"))
@@ -99,14 +109,23 @@ def main() -> None:
     parser.add_argument("--block-s", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clock", choices=["wall", "thread"], default="wall")
+    parser.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated, of: {', '.join(MODELS)}")
     args = parser.parse_args()
+    models = list(dict.fromkeys([*args.models.split(","), "probe"]))
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose from {list(MODELS)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    levels = pd.concat([measure(backend, int(px), args.blocks, args.block_s, args.seed, args.clock)
+    levels = pd.concat([measure(backend, int(px), models, args.blocks, args.block_s, args.seed, args.clock)
                         for backend in args.backends.split(",") for px in args.resolutions.split(",")])
     levels.to_csv(args.out / "levels.csv", index=False)
     table = spreads(levels)
     table.to_csv(args.out / "spread.csv", index=False)
     print(table.to_string(index=False))
+    slowdowns = block_slowdowns(levels)
+    slowdowns.to_csv(args.out / "slowdown.csv")
+    print("\nfastest inference per block, % above the model's fastest block")
+    print(slowdowns.to_string())
 
 
 if __name__ == "__main__":
