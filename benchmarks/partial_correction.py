@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from probe_choice import spread_pct  # a sibling script: benchmarks/ is on the path
+
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
 
 
@@ -32,7 +34,7 @@ def repeat_spreads(run_dir: Path, betas: tuple[float, ...] = BETAS) -> pd.DataFr
         for beta in betas:
             levels = runs["raw_ms"] * (reference / runs["probe_ms"]) ** beta
             rows.append({"run": run_dir.name, "cell": cell, "beta": beta,
-                         "spread_pct": (levels.max() - levels.min()) / levels.min() * 100})
+                         "spread_pct": spread_pct(levels)})
     return pd.DataFrame(rows)
 
 

@@ -27,6 +27,7 @@ from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import build_lut
 from hwadapt.lut.validate import summarise, validate
 from hwadapt.measure import measure_in_windows, median_window
+from probe_choice import spread_pct  # a sibling script: benchmarks/ is on the path
 
 
 def repeatability(predictor: LatencyPredictor, runs: int = 5) -> pd.DataFrame:
@@ -40,10 +41,6 @@ def repeatability(predictor: LatencyPredictor, runs: int = 5) -> pd.DataFrame:
             m = median_window(measure_in_windows(agent, [arch], probe=predictor.probe())[0])
         found.append({"ms": m.median_ms, "raw_ms": m.raw_ms, "probe_ms": m.probe_ms})
     return pd.DataFrame(found)
-
-
-def spread_pct(values: pd.Series) -> float:
-    return float((values.max() - values.min()) / values.min() * 100)
 
 
 def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path) -> dict:
