@@ -1,16 +1,17 @@
-"""Would a probe gate repeat better? An interleaved A/B of end-to-end repeatability.
+"""Does the probe gate repeat better? An interleaved A/B of end-to-end repeatability.
 
-A (the protocol, ``hwadapt.measure.measure_in_windows``): the median of 3-7 windows,
-each probe-corrected. B (a candidate, not in the library): a window whose probe level is
-more than ``--deviation`` % off the table's probe reference is set aside and another
-window taken, up to 7; the median is over the windows within the deviation, or over all
-of them if fewer than 3 were. Per table given, the full-width model is measured in 5
-separate agent runs under A and under B, alternating which goes first, ``--reps`` times.
-Prints each set's spread (max vs min, %) and the paired comparison; writes
-``runs.csv`` (every agent run) and ``spreads.csv`` under --out.
+A: the median of 3-7 windows, each probe-corrected, every window counted
+(``hwadapt.measure.measure_in_windows`` with ``gate_pct=None``, the protocol until
+session 13). B: the same with the probe gate (``gate_pct``, the protocol since): a window
+whose probe level is more than ``--deviation`` % off the table's probe reference is set
+aside and more windows are taken, up to 7; the median is over the windows within the
+gate, or over all of them if fewer than 3 were. Per table given, the full-width model
+is measured in 5 separate agent runs under A and under B, alternating which goes first,
+``--reps`` times. Prints each set's spread (max vs min, %) and the paired comparison;
+writes ``runs.csv`` (every agent run) and ``spreads.csv`` under --out.
 
-    python benchmarks/probe_gate.py benchmarks/results/predictor_accuracy_run24/*_224.parquet \\
-        --reps 6 --out benchmarks/results/probe_gate
+    python benchmarks/probe_gate.py benchmarks/results/predictor_accuracy_run25/*.parquet \\
+        --reps 4 --out benchmarks/results/probe_gate_run25
 """
 from __future__ import annotations
 
@@ -24,23 +25,14 @@ from device_agents.base import DeviceAgent
 from hwadapt.arch.families import build
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.predictor import LatencyPredictor
-from hwadapt.measure import MAX_WINDOWS, WINDOWS, Probe, measure_arch, measure_in_windows, median_level
+from hwadapt.measure import Probe, measure_in_windows, median_window
 from probe_choice import spread_pct  # a sibling script: benchmarks/ is on the path
 
 
-def protocol_level(agent: DeviceAgent, arch: Arch, probe: Probe) -> tuple[float, int]:
-    windows = measure_in_windows(agent, [arch], probe=probe)[0]
-    return median_level([m.median_ms for m in windows]), len(windows)
-
-
-def gated_level(agent: DeviceAgent, arch: Arch, probe: Probe, deviation_pct: float) -> tuple[float, int]:
-    levels, within = [], []
-    while len(levels) < MAX_WINDOWS and len(within) < WINDOWS:
-        m = measure_arch(agent, arch, probe=probe)
-        levels.append(m.median_ms)
-        if abs(m.probe_ms / probe.reference_ms - 1) * 100 <= deviation_pct:
-            within.append(m.median_ms)
-    return median_level(within if len(within) >= WINDOWS else levels), len(levels)
+def level(agent: DeviceAgent, arch: Arch, probe: Probe, gate_pct: float | None) -> tuple[float, int]:
+    """The end-to-end figure under a gate (None: none), and how many windows it took."""
+    windows = measure_in_windows(agent, [arch], probe=probe, gate_pct=gate_pct)[0]
+    return median_window(windows, gate_pct).median_ms, len(windows)
 
 
 def main() -> None:
@@ -60,9 +52,8 @@ def main() -> None:
             for protocol in ("A", "B") if rep % 2 == 0 else ("B", "A"):
                 for run in range(5):
                     with predictor.make_agent() as agent:
-                        level, windows = (protocol_level(agent, arch, probe) if protocol == "A"
-                                          else gated_level(agent, arch, probe, args.deviation))
-                    runs.append({"rep": rep, "cell": lut.stem, "protocol": protocol, "run": run, "ms": level,
+                        ms, windows = level(agent, arch, probe, None if protocol == "A" else args.deviation)
+                    runs.append({"rep": rep, "cell": lut.stem, "protocol": protocol, "run": run, "ms": ms,
                                  "windows": windows})
             pd.DataFrame(runs).to_csv(args.out / "runs.csv", index=False)
     frame = pd.DataFrame(runs)

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from hwadapt.arch.ops import lower
-from hwadapt.lut.calibrate import fit_calibration, weight_mb
+from hwadapt.lut.calibrate import CACHE_MB, fit_calibration, spilled_mb, weight_mb
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import calibration_archs, model_row_key, op_row_key
@@ -23,17 +23,21 @@ def standalone_ms(op) -> float:
     return 1e-3 + spatial * per_channel / 4e7
 
 
-def network_ms(arch, ms_per_weight_mb: float) -> float:
-    """What a whole network costs: its ops, the weights it streams, one overhead."""
+def network_ms(arch, ms_per_weight_mb: float, cache_mb: float | None = None, ms_per_spilled_mb: float = 0.0) -> float:
+    """What a whole network costs: its ops, the weights it streams, the weights that spill
+    out of a cache of ``cache_mb``, one overhead."""
     ops = lower(arch)
-    return OVERHEAD_MS + sum(standalone_ms(op) + ms_per_weight_mb * weight_mb(op) for op in ops)
+    network_mb = sum(map(weight_mb, ops))
+    return OVERHEAD_MS + sum(standalone_ms(op) + ms_per_weight_mb * weight_mb(op)
+                             + ms_per_spilled_mb * spilled_mb(op, network_mb, cache_mb) for op in ops)
 
 
-def fitted(ms_per_weight_mb: float) -> tuple[LatencyPredictor, dict]:
+def fitted(ms_per_weight_mb: float, cache_mb: float | None = None,
+           ms_per_spilled_mb: float = 0.0) -> tuple[LatencyPredictor, dict]:
     grid = grid_settings(FAMILY)
     rows = [{**op_row_key(op), "ms": standalone_ms(op)}
             for cls in shape_classes(FAMILY, RESOLUTION, 10, grid) for op in cls.ops()]
-    rows += [{**model_row_key(arch), "ms": network_ms(arch, ms_per_weight_mb)}
+    rows += [{**model_row_key(arch), "ms": network_ms(arch, ms_per_weight_mb, cache_mb, ms_per_spilled_mb)}
              for arch in calibration_archs(FAMILY, RESOLUTION, 10, 30, seed=0)]
     periods = GridPeriods.of(grid)
     calibration = fit_calibration(rows, periods)
@@ -48,3 +52,27 @@ def test_fit_recovers_the_weight_traffic_and_prices_unseen_networks(ms_per_weigh
     unseen = sample_archs(FAMILY, RESOLUTION, 10, 12, seed=1)
     errors = [predictor.predict_ms(a) / network_ms(a, ms_per_weight_mb) - 1 for a in unseen]
     assert np.max(np.abs(errors)) < 0.01
+
+
+def test_fit_finds_the_cache_the_weights_spill_from():
+    """Networks whose weights outgrow a 1.19 MB cache pay for fetching them from further
+    away: the fit picks that size among its candidates and prices unseen networks."""
+    cache_mb = CACHE_MB[9]
+    predictor, calibration = fitted(0.002, cache_mb, ms_per_spilled_mb=0.03)
+    assert cache_mb == pytest.approx(1.19, abs=0.01)
+    assert calibration["cache_mb"] == cache_mb and calibration["fit_mape"] < 0.5
+    assert calibration["coef"]["spilled_mb"] == pytest.approx(0.03, rel=0.05)
+    unseen = sample_archs(FAMILY, RESOLUTION, 10, 12, seed=1)
+    errors = [predictor.predict_ms(a) / network_ms(a, 0.002, cache_mb, 0.03) - 1 for a in unseen]
+    assert np.max(np.abs(errors)) < 0.01
+    assert fitted(0.01)[1]["coef"]["spilled_mb"] < 1e-3  # no spill where there is none
+
+
+def test_spilled_weights_ramp_up_to_the_cache_size():
+    op = lower(sample_archs(FAMILY, RESOLUTION, 10, 1, seed=0)[0])[5]
+    mb = weight_mb(op)
+    assert mb > 0
+    assert [spilled_mb(op, network, 2 * mb) for network in (0.5 * mb, mb, 1.5 * mb, 2 * mb, 8 * mb)] == \
+        pytest.approx([0.0, 0.0, 0.5 * mb, mb, mb])
+    assert spilled_mb(op, 8 * mb, 0.5 * mb) == 0.0  # too big for the cache alone: no change in a network
+    assert spilled_mb(op, 8 * mb, None) == 0.0

@@ -15,7 +15,7 @@ from hwadapt.lut.outliers import window_levels
 from hwadapt.lut.predictor import LatencyPredictor, LutMismatchError
 from hwadapt.lut.profile import build_lut, plan_jobs
 from hwadapt.lut.store import LutError, load_lut, row_key, save_lut
-from hwadapt.measure import MeasurePlan, settled
+from hwadapt.measure import MeasurePlan, Measurement, settled
 
 FAST = MeasurePlan(round_ms=4, min_rounds=4, max_rounds=8, warmup_runs=2)
 runner = CliRunner()
@@ -222,8 +222,6 @@ def test_expected_latency_is_differentiable(tiny_lut):
 def test_validation_keeps_each_networks_median_window(tiny_lut, monkeypatch):
     """A batch window that ran slow, and one that read fast, do not count against the
     predictor; networks whose windows disagree get two more."""
-    from types import SimpleNamespace
-
     import hwadapt.lut.validate as validation
     import hwadapt.measure as measure
 
@@ -234,8 +232,8 @@ def test_validation_keeps_each_networks_median_window(tiny_lut, monkeypatch):
         # the first batch's windows are 1, 4 and 5 (the second pass runs the batches in reverse):
         # in 1 the host was busy, in 4 the probe was slowed more than the models
         factor = {1: 1.3, 4: 0.8}.get(windows[-1], 1.0)
-        return [SimpleNamespace(median_ms=factor * (1 + i), raw_ms=1 + i, probe_ms=1 / factor)
-                for i, _ in enumerate(archs)]
+        return [Measurement(median_ms=factor * (1 + i), p10_ms=0, p90_ms=0, std_ms=0, n=1, rounds=1, raw_ms=1 + i,
+                            probe_ms=1 / factor) for i, _ in enumerate(archs)]
 
     monkeypatch.setattr(measure, "measure_archs", fake_measure)
     _, table = validation.validate(LatencyPredictor.load(tiny_lut), samples=6, seed=0, batch_size=3)

@@ -98,16 +98,49 @@ def test_lower_envelope_ignores_slow_rounds():
     assert lower_envelope([1.0, 1.0, 1.0, 5.0, 9.0, 1.0]) == pytest.approx(1.0)
 
 
-def test_median_window_is_a_measured_window():
-    def window(ms):
-        return Measurement(median_ms=ms, p10_ms=ms, p90_ms=ms, std_ms=0.0, n=1, rounds=1, raw_ms=ms)
+def window(ms, probe_ms=None, reference_ms=None):
+    return Measurement(median_ms=ms, p10_ms=ms, p90_ms=ms, std_ms=0.0, n=1, rounds=1, raw_ms=ms, probe_ms=probe_ms,
+                       reference_ms=reference_ms)
 
+
+def test_median_window_is_a_measured_window():
     three = [window(1.3), window(1.0), window(0.8)]
     assert median_window(three) is three[1]
     assert median_window(three[:2]).median_ms == 1.0  # of an even count, the lower middle
     assert window_spread_pct(three) == pytest.approx(50.0)
     assert not settled([m.median_ms for m in three], 5.0)
     assert settled([1.3, 1.0, 0.8, 1.02, 0.99], 5.0)  # 0.99 and 1.02 beside the median
+
+
+def test_windows_whose_probe_strayed_are_measured_again_and_set_aside(monkeypatch):
+    """A window whose probe ran over GATE_PCT from its reference is left out of the figure:
+    its correction leans on how much of the probe's slow-down the network shared (here
+    half, so a window with the probe 10% slow reads the network 5% fast)."""
+    import hwadapt.measure as measure
+
+    probe_levels = []
+
+    def fake_measure(agent, archs, nets=None, plan=None, probe=None):
+        probe_ms = [1.0, 1.1, 1.1, 1.01, 0.99][len(probe_levels)]
+        probe_levels.append(probe_ms)
+        raw = 2.0 * (1 + (probe_ms - 1) / 2)
+        return [window(raw / probe_ms, probe_ms=probe_ms, reference_ms=1.0) for _ in archs]
+
+    monkeypatch.setattr(measure, "measure_archs", fake_measure)
+    arch, probe = build("mobilenet_v1", width=0.25, resolution=32, num_classes=10), measure.Probe(None, 1.0)
+    [gated] = measure.measure_in_windows(FakeAgent(), [arch], probe=probe)
+    assert measure.GATE_PCT == 4.0 and len(gated) == 5  # two of the first three strayed: two more
+    assert [round(m.probe_deviation_pct()) for m in gated] == [0, 10, 10, 1, -1]
+    assert measure.median_window(gated).median_ms == pytest.approx(2.0, rel=0.01)
+    probe_levels.clear()
+    [ungated] = measure.measure_in_windows(FakeAgent(), [arch], probe=probe, gate_pct=None)
+    assert len(ungated) == 3 and measure.median_window(ungated, gate_pct=None).median_ms == pytest.approx(1.909, rel=1e-3)
+
+    strayed = [window(1.9, probe_ms=1.1, reference_ms=1.0), window(1.95, probe_ms=1.05, reference_ms=1.0)]
+    within = [window(2.0, probe_ms=1.0, reference_ms=1.0), window(2.02, probe_ms=0.97, reference_ms=1.0)]
+    assert measure.kept_windows([*strayed, *within]) == [*strayed, *within]  # under WINDOWS within: all kept
+    assert measure.kept_windows([*strayed, *within, within[0]]) == [*within, within[0]]
+    assert window(2.0, probe_ms=1.3).probe_deviation_pct() == 0.0  # on its own probe's time base
 
 
 def test_real_sessions_rank_models_by_size():

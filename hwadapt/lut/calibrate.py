@@ -7,10 +7,20 @@ further away: a standalone op timed back to back keeps its weights in cache, whi
 network every other layer's weights pass through the cache between two uses (ONNX
 Runtime's profiler puts MobileNetV2's weight-heavy 1x1 convs on 7x7 maps 17% above
 their kernels timed alone at 224 px: ``benchmarks/in_network_op_times.py``). The
-predictor therefore prices a network as ``c0 + sum_k a_k * S_k + w * W + b * n_ops``,
-where S_k sums the LUT times of the network's ops of kind k and W their weights in MB.
-The coefficients are fitted by least squares on the whole random-width networks
-measured with the table (relative error, so small and large networks count alike).
+predictor therefore prices a network as ``c0 + sum_k a_k * S_k + w * W + s * P + b * n_ops``,
+where S_k sums the LUT times of the network's ops of kind k, W their weights in MB and P
+the weights that spill (:func:`spilled_mb`). The coefficients are fitted by least squares
+on the whole random-width networks measured with the table (relative error, so small and
+large networks count alike).
+
+Why P: an op whose weights fit the core's cache is timed alone with them in the cache,
+and so is every op of a network whose weights all fit; once a network's weights outgrow
+the cache, each op fetches them from further away. On a host with a 2 MB L2 per core,
+MobileNetV2 networks at 32 px cost 0.5x their standalone sum below 1 MB of weights and 2x
+at 9 MB; one linear weight term left 32 px validation networks 7-10% under their
+measurement (benchmarks README, run 25). The cache size is not read off the device (a
+phone's is rarely exposed): the fit tries the sizes of ``CACHE_MB`` and keeps the one
+that fits the networks best.
 The op kinds' sums all grow with width and are strongly collinear, so a small ridge
 pulls each scale towards 1 (an op costs in a network what it costs alone): without it,
 fits traded one kind against another (a residual add at 8.6x its standalone time),
@@ -29,9 +39,11 @@ from hwadapt.arch.spec import Arch
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.space import GridPeriods
 
-FEATURES = ("const", "conv1x1", "convkxk", "dwconv", "add", "head", "weights_mb", "n_ops")
+FEATURES = ("const", "conv1x1", "convkxk", "dwconv", "add", "head", "weights_mb", "spilled_mb", "n_ops")
 SCALES = ("conv1x1", "convkxk", "dwconv", "add", "head")
 RIDGE = 1e-3  # in squared relative error per unit of scale away from 1
+CACHE_MB = tuple(round(0.25 * 2 ** (k / 4), 3) for k in range(25))  # cache sizes tried: 0.25-16 MB
+SPILL_FROM = 0.5  # weights start to spill when a network's pass this share of the cache
 
 
 def feature_name(op: Op) -> str:
@@ -47,12 +59,25 @@ def weight_mb(op: Op) -> float:
     return float(np.prod(weight_shape(op))) * 4 / 1e6 if weighted(op) else 0.0
 
 
-def features(ops: list[Op], op_ms: list[float]) -> np.ndarray:
+def spilled_mb(op: Op, network_mb: float, cache_mb: float | None) -> float:
+    """The op's weights that a network of ``network_mb`` MB of weights fetches from beyond a
+    cache of ``cache_mb`` although they stayed in it when the op was timed alone: none
+    while the network's weights fill under ``SPILL_FROM`` of the cache, all of them once
+    they fill it (a cache keeps part of a working set a little larger than itself)."""
+    mb = weight_mb(op)
+    if cache_mb is None or mb > cache_mb:
+        return 0.0
+    return mb * float(np.clip((network_mb - SPILL_FROM * cache_mb) / ((1 - SPILL_FROM) * cache_mb), 0.0, 1.0))
+
+
+def features(ops: list[Op], op_ms: list[float], cache_mb: float | None = None) -> np.ndarray:
     vector = np.zeros(len(FEATURES))
     vector[FEATURES.index("const")] = 1.0
+    network_mb = sum(map(weight_mb, ops))
     for op, ms in zip(ops, op_ms):
         vector[FEATURES.index(feature_name(op))] += ms
         vector[FEATURES.index("weights_mb")] += weight_mb(op)
+        vector[FEATURES.index("spilled_mb")] += spilled_mb(op, network_mb, cache_mb)
     vector[FEATURES.index("n_ops")] = len(ops)
     return vector
 
@@ -60,27 +85,35 @@ def features(ops: list[Op], op_ms: list[float]) -> np.ndarray:
 def identity_calibration() -> dict[str, Any]:
     """The naive sum: every op at its standalone time, nothing else."""
     coef = {name: float(name in SCALES) for name in FEATURES}
-    return {"coef": coef, "models": 0, "fit_mape": None}
+    return {"coef": coef, "models": 0, "fit_mape": None, "cache_mb": None}
 
 
 def fit_calibration(rows: list[dict[str, Any]], periods: GridPeriods = GridPeriods()) -> dict[str, Any]:
-    """Fit the coefficients on the table's whole-model rows (``periods``: the grid's, for the lookup)."""
+    """Fit the coefficients on the table's whole-model rows (``periods``: the grid's, for the
+    lookup), with each cache size of ``CACHE_MB`` and with none; keep the best fit."""
     frame = pd.DataFrame(rows)
     models = frame[frame["kind"] == "model"]
     if models.empty:
         return identity_calibration()
     lookup = OpLookup(frame, periods)
-    X, y = [], []
-    for _, row in models.iterrows():
-        ops = lower(Arch.from_json(row["arch"]))
-        X.append(features(ops, [lookup.ms(op)[0] for op in ops]))
-        y.append(row["ms"])
-    X, y = np.array(X), np.array(y)
+    networks = [lower(Arch.from_json(arch)) for arch in models["arch"]]
+    op_ms = [[lookup.ms(op)[0] for op in ops] for ops in networks]
+    y = models["ms"].to_numpy(dtype=float)
+    fits = [_fit(np.array([features(ops, ms, cache) for ops, ms in zip(networks, op_ms)]), y, cache)
+            for cache in (None, *CACHE_MB)]
+    fits = [f for f in fits if f is not None]
+    return min(fits, key=lambda f: f["fit_mape"]) if fits else identity_calibration()
+
+
+def _fit(X: np.ndarray, y: np.ndarray, cache_mb: float | None) -> dict[str, Any] | None:
+    """Non-negative least squares on relative error, scales pulled towards 1; None when
+    there are too few networks for the features that vary."""
     # a feature that does not vary over the calibration set (no adds in MobileNetV1, the
-    # op count of a fixed-depth family) cannot be told apart from the constant: leave it out
+    # op count of a fixed-depth family, no spill below the cache size) cannot be told apart
+    # from the constant: leave it out
     used = np.array([name == "const" or np.ptp(X[:, j]) > 0 for j, name in enumerate(FEATURES)])
     if len(y) < used.sum() + 2:
-        return identity_calibration()
+        return None
     A, b = X / y[:, None], np.ones(len(y))
     prior = np.array([np.sqrt(RIDGE) * (np.arange(len(FEATURES)) == FEATURES.index(k))
                       for k in SCALES if used[FEATURES.index(k)]]).reshape(-1, len(FEATURES))
@@ -91,4 +124,5 @@ def fit_calibration(rows: list[dict[str, Any]], periods: GridPeriods = GridPerio
     coef[used] = solution.x
     predicted = X @ coef
     return {"coef": dict(zip(FEATURES, map(float, coef))), "models": int(len(y)),
-            "fit_mape": float(np.mean(np.abs(predicted - y) / y) * 100)}
+            "fit_mape": float(np.mean(np.abs(predicted - y) / y) * 100),
+            "cache_mb": cache_mb if used[FEATURES.index("spilled_mb")] else None}

@@ -10,7 +10,7 @@ from device_agents import make_agent
 from device_agents.base import DeviceAgent
 from hwadapt.arch.ops import Op, lower
 from hwadapt.arch.spec import Arch
-from hwadapt.lut.calibrate import FEATURES, feature_name, identity_calibration, weight_mb
+from hwadapt.lut.calibrate import FEATURES, feature_name, identity_calibration, spilled_mb, weight_mb
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.store import TARGET_FIELDS, LutError, LutMeta, load_lut
 from hwadapt.measure import Probe, target_fingerprint
@@ -36,6 +36,7 @@ class LatencyPredictor:
         self.meta, self.lookup, self.force = meta, lookup, force
         calibration = meta.calibration or identity_calibration()
         self.coef = {name: float(calibration["coef"].get(name, 0.0)) for name in FEATURES}
+        self.cache_mb = calibration.get("cache_mb")  # None: no spill term (or a table fitted without one)
 
     @classmethod
     def load(cls, path: str | Path, *, force: bool = False) -> LatencyPredictor:
@@ -66,16 +67,19 @@ class LatencyPredictor:
                                        f"{theirs.get(name)!r}); re-profile here or pass --force")
 
     # -- prediction ---------------------------------------------------------------
-    def op_cost(self, op: Op) -> tuple[float, bool]:
-        """Calibrated in-network cost of one op (scaled LUT time, weight traffic, per-op overhead)."""
+    def op_cost(self, op: Op, network_mb: float) -> tuple[float, bool]:
+        """Calibrated cost of one op in a network with ``network_mb`` MB of weights (scaled
+        LUT time, weight traffic, spilled weights, per-op overhead)."""
         ms, interpolated = self.lookup.ms(op)
-        cost = self.coef[feature_name(op)] * ms + self.coef["weights_mb"] * weight_mb(op) + self.coef["n_ops"]
+        cost = (self.coef[feature_name(op)] * ms + self.coef["weights_mb"] * weight_mb(op)
+                + self.coef["spilled_mb"] * spilled_mb(op, network_mb, self.cache_mb) + self.coef["n_ops"])
         return cost, interpolated
 
     def predict(self, arch: Arch) -> Prediction:
         self.check(arch)
         ops = lower(arch)
-        costs, flags = zip(*(self.op_cost(op) for op in ops))
+        network_mb = sum(map(weight_mb, ops))
+        costs, flags = zip(*(self.op_cost(op, network_mb) for op in ops))
         blocks = [0.0] * len(arch.blocks)
         for op, cost in zip(ops, costs):
             if op.block >= 0:

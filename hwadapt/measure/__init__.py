@@ -16,6 +16,7 @@ PROBE_FAMILY, PROBE_WIDTH, PROBE_CLASSES = "mobilenet_v1", 0.5, 10
 WINDOWS = 3  # separate windows behind every end-to-end figure (at least); the median is kept
 MAX_WINDOWS = 7  # at most, while the windows beside the median disagree by over SETTLE_PCT
 SETTLE_PCT = 5.0
+GATE_PCT = 4.0  # windows whose probe ran further than this from its reference are set aside
 BATCH_SIZE = 8  # networks measured together in one window
 
 
@@ -61,14 +62,17 @@ def measure_arch(agent: DeviceAgent, arch: Arch, net=None, plan: MeasurePlan | N
 def measure_in_windows(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence | None = None,
                        plan: MeasurePlan | None = None, probe: Probe | None = None, windows: int = WINDOWS,
                        batch_size: int = BATCH_SIZE, on_batch: Callable[[int, int], None] | None = None,
-                       max_windows: int = MAX_WINDOWS, settle_pct: float = SETTLE_PCT) -> list[list[Measurement]]:
+                       max_windows: int = MAX_WINDOWS, settle_pct: float = SETTLE_PCT,
+                       gate_pct: float | None = GATE_PCT) -> list[list[Measurement]]:
     """Each architecture's measurements in separate windows (batches of ``batch_size``, in
-    reverse order on alternate windows); take :func:`median_window`.
+    reverse order on alternate windows); take :func:`median_window` (with the same
+    ``gate_pct``).
 
     Why more than one: on a shared host a whole window can run 10% slow while the probe,
     a smaller model, does not notice (benchmarks README, run 7), and one where the probe
     ran slow reads every network 5-15% fast (run 9). Every network gets ``windows``; one
-    whose windows beside the median still disagree by more than ``settle_pct`` gets two
+    with fewer than ``windows`` inside the probe gate (:func:`kept_windows`), or whose
+    kept windows beside the median still disagree by more than ``settle_pct``, gets two
     more, up to ``max_windows``. ``on_batch(done, planned)`` counts measurements."""
     archs, nets = list(archs), list(nets) if nets is not None else [None] * len(archs)
     by_arch: list[list[Measurement]] = [[] for _ in archs]
@@ -83,10 +87,34 @@ def measure_in_windows(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence
                 on_batch(sum(map(len, by_arch)), planned)
         index += 1
         if index >= windows and (index - windows) % 2 == 0:
-            pending = [i for i in pending
-                       if index < max_windows and not settled([m.median_ms for m in by_arch[i]], settle_pct)]
+            pending = [i for i in pending if index < max_windows
+                       and not _done(by_arch[i], windows, settle_pct, gate_pct)]
             planned += 2 * len(pending)
     return by_arch
+
+
+def _done(found: Sequence[Measurement], windows: int, settle_pct: float, gate_pct: float | None) -> bool:
+    within = _within_gate(found, gate_pct)
+    return len(within) >= windows and settled([m.median_ms for m in within], settle_pct)
+
+
+def _within_gate(found: Sequence[Measurement], gate_pct: float | None) -> list[Measurement]:
+    if gate_pct is None:
+        return list(found)
+    return [m for m in found if abs(m.probe_deviation_pct()) <= gate_pct]
+
+
+def kept_windows(found: Sequence[Measurement], gate_pct: float | None = GATE_PCT) -> list[Measurement]:
+    """The windows an end-to-end figure is taken from: those whose probe ran within
+    ``gate_pct`` of its reference, if at least ``WINDOWS`` did, else all of them.
+
+    Why a gate: the probe corrects a window by its own slow-down, and a network slows by
+    a share of that which depends on how it uses the core and the cache (at 224 px a
+    window with the probe 10% slow read the full-width MobileNetV1 5% fast). Windows near
+    the reference need little correction, so what share the network took matters little.
+    ``None``: no gate."""
+    within = _within_gate(found, gate_pct)
+    return within if len(within) >= WINDOWS else list(found)
 
 
 def settled(levels: Sequence[float], settle_pct: float = SETTLE_PCT) -> bool:
@@ -104,10 +132,11 @@ def median_level(levels: Sequence[float]) -> float:
     return sorted(levels)[(len(levels) - 1) // 2]
 
 
-def median_window(windows: Sequence[Measurement]) -> Measurement:
-    """The window at the median level."""
-    level = median_level([m.median_ms for m in windows])
-    return next(m for m in windows if m.median_ms == level)
+def median_window(windows: Sequence[Measurement], gate_pct: float | None = GATE_PCT) -> Measurement:
+    """The window at the median level of the :func:`kept_windows`."""
+    kept = kept_windows(windows, gate_pct)
+    level = median_level([m.median_ms for m in kept])
+    return next(m for m in kept if m.median_ms == level)
 
 
 def window_spread_pct(windows: Sequence[Measurement]) -> float:
@@ -116,6 +145,6 @@ def window_spread_pct(windows: Sequence[Measurement]) -> float:
     return (max(levels) - min(levels)) / median_window(windows).median_ms * 100
 
 
-__all__ = ["BATCH_SIZE", "MAX_WINDOWS", "WINDOWS", "MeasurePlan", "Measurement", "Probe", "default_probe",
-           "lower_envelope", "measure_arch", "measure_archs", "measure_in_windows", "measure_paths", "median_level",
+__all__ = ["BATCH_SIZE", "GATE_PCT", "MAX_WINDOWS", "WINDOWS", "MeasurePlan", "Measurement", "Probe", "default_probe",
+           "kept_windows", "lower_envelope", "measure_arch", "measure_archs", "measure_in_windows", "measure_paths", "median_level",
            "median_window", "settled", "target_fingerprint", "window_spread_pct"]

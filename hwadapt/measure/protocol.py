@@ -67,12 +67,21 @@ class Measurement:
     rounds: int
     raw_ms: float  # the level before probe correction
     probe_ms: float | None = None  # the probe's level in the same window
+    reference_ms: float | None = None  # the probe level ``median_ms`` is scaled to (None: probe_ms)
     conditions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)
         row.pop("conditions")
+        row.pop("reference_ms")  # a table's reference is in its sidecar
         return row
+
+    def probe_deviation_pct(self) -> float:
+        """How far the probe ran from its reference level in this window, in % (0 when
+        the window is on its own probe's time base)."""
+        if self.probe_ms is None or self.reference_ms is None:
+            return 0.0
+        return (self.probe_ms / self.reference_ms - 1) * 100
 
 
 def lower_envelope(values: Sequence[float]) -> float:
@@ -180,6 +189,7 @@ def _summarise(track: _Track, probe_values: list[float], reference_ms: float | N
         rounds=len(values),
         raw_ms=raw,
         probe_ms=probe_level,
+        reference_ms=reference_ms if probe_values else None,
         conditions=track.conditions,
     )
 

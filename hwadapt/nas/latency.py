@@ -4,7 +4,11 @@
 candidate block at each position (its ``block_ms``) and everything else (stem, first
 block, head, classifier, per-inference overhead) is the fixed part. Each position's
 input shape is the same for all members of the space, so these per-position costs are
-exact for every member, not just an approximation around one network.
+exact for every member, not just an approximation around one network, but for the
+predictor's spilled-weights term (``hwadapt.lut.calibrate.spilled_mb``), which depends on
+the whole network's weights: each candidate carries the spill of the member made of it
+alone, exact while no member's weights fall within that term's ramp (between
+``SPILL_FROM`` of the fitted cache size and the size itself).
 """
 from __future__ import annotations
 

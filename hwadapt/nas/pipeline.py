@@ -14,14 +14,13 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from hwadapt.arch.proxyless import ProxylessSpace
 from hwadapt.data import Splits, load_dataset
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.materialize.torch_net import Net
-from hwadapt.measure import MeasurePlan, measure_in_windows
+from hwadapt.measure import MeasurePlan, measure_in_windows, median_window
 from hwadapt.measure.protocol import default_plan
 from hwadapt.nas.derive import calibrated_member
 from hwadapt.nas.latency import LatencyTable, SearchError, latency_table
@@ -32,9 +31,11 @@ from hwadapt.train import TrainConfig, fit, make_progress
 REPORT_FILE, ARCH_FILE, DERIVE_FILE = "report.json", "arch.json", "derive.json"
 
 
-def measure_windows(agent, arch, probe, plan: MeasurePlan, net=None) -> list[float]:
-    """The latency of ``arch`` in each of its end-to-end measurement windows."""
-    return [m.median_ms for m in measure_in_windows(agent, [arch], [net], plan, probe)[0]]
+def measure_windows(agent, arch, probe, plan: MeasurePlan, net=None) -> tuple[float, list[float]]:
+    """The end-to-end latency of ``arch`` (its median window, as every end-to-end figure)
+    and its level in each of its measurement windows."""
+    found = measure_in_windows(agent, [arch], [net], plan, probe)[0]
+    return median_window(found).median_ms, [m.median_ms for m in found]
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def derive(ctx: Context, net: SuperNet, agent, plan: MeasurePlan) -> dict:
     probe = ctx.predictor.probe()
 
     def measure(choices: list[int]) -> float:
-        return float(np.median(measure_windows(agent, net.member(choices), probe, plan)))
+        return measure_windows(agent, net.member(choices), probe, plan)[0]
 
     target = ctx.job.search.target_ms
     adjustment, rounds = calibrated_member(ctx.table, log_probs, start, target, measure,
@@ -156,14 +157,14 @@ def run(job: SearchJob, plan: MeasurePlan | None = None) -> dict:
             net = run_search(ctx, progress)
             derived = derive(ctx, net, agent, plan)
             member, summary = train_member(ctx, net, derived, progress)
-        windows = measure_windows(agent, member.arch, ctx.predictor.probe(), plan, net=member)
+        measured_ms, windows = measure_windows(agent, member.arch, ctx.predictor.probe(), plan, net=member)
     finally:
         agent.close()
-    return write_report(ctx, derived, summary, windows)
+    return write_report(ctx, derived, summary, measured_ms, windows)
 
 
-def write_report(ctx: Context, derived: dict, summary: dict, windows: list[float]) -> dict:
-    target, measured_ms = ctx.job.search.target_ms, float(np.median(windows))
+def write_report(ctx: Context, derived: dict, summary: dict, measured_ms: float, windows: list[float]) -> dict:
+    target = ctx.job.search.target_ms
     history = json.loads((ctx.out / "search" / "search.json").read_text())["history"]
     report = {
         "target_ms": target,
