@@ -78,16 +78,21 @@ def score(table: Path) -> list[dict]:
     return found
 
 
+def validated_tables(parser: argparse.ArgumentParser, folders: list[Path]) -> list[Path]:
+    """The tables in ``folders`` that have their validation measurements beside them."""
+    tables = sorted(p for folder in folders for p in folder.glob("*.parquet")
+                    if p.with_suffix(".validate.csv").is_file())
+    if not tables:
+        parser.error("no table with a .validate.csv beside it in " + ", ".join(map(str, folders)))
+    return tables
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", type=Path, nargs="+", help="folders of tables with their .validate.csv")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/grid_density"))
     args = parser.parse_args()
-    tables = sorted(p for folder in args.folders for p in folder.glob("*.parquet")
-                    if p.with_suffix(".validate.csv").is_file())
-    if not tables:
-        parser.error("no table with a .validate.csv beside it in " + ", ".join(map(str, args.folders)))
-    rows = pd.DataFrame([row for table in tables for row in score(table)])
+    rows = pd.DataFrame([row for table in validated_tables(parser, args.folders) for row in score(table)])
     args.out.mkdir(parents=True, exist_ok=True)
     rows.to_csv(args.out / "per_table.csv", index=False)
     summary = (rows.groupby(["backend", "variant"], sort=False)

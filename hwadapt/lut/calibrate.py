@@ -13,14 +13,15 @@ the weights that spill (:func:`spilled_mb`). The coefficients are fitted by leas
 on the whole random-width networks measured with the table (relative error, so small and
 large networks count alike).
 
-Why P: an op whose weights fit the core's cache is timed alone with them in the cache,
-and so is every op of a network whose weights all fit; once a network's weights outgrow
-the cache, each op fetches them from further away. On a host with a 2 MB L2 per core,
+Why P: an op is timed alone, back to back, with its weights in the core's cache, and
+so is every op of a network whose weights all fit; once a network's weights outgrow the
+cache, each op fetches them from further away. On a host with a 2 MB L2 per core,
 MobileNetV2 networks at 32 px cost 0.5x their standalone sum below 1 MB of weights and 2x
 at 9 MB; one linear weight term left 32 px validation networks 7-10% under their
 measurement (benchmarks README, run 25). The cache size is not read off the device (a
 phone's is rarely exposed): the fit tries the sizes of ``CACHE_MB`` and keeps the one
 that fits the networks best.
+
 The op kinds' sums all grow with width and are strongly collinear, so a small ridge
 pulls each scale towards 1 (an op costs in a network what it costs alone): without it,
 fits traded one kind against another (a residual add at 8.6x its standalone time),
@@ -28,6 +29,7 @@ which holds inside the calibration set but not where NetAdapt takes a network.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -61,13 +63,15 @@ def weight_mb(op: Op) -> float:
 
 def spilled_mb(op: Op, network_mb: float, cache_mb: float | None) -> float:
     """The op's weights that a network of ``network_mb`` MB of weights fetches from beyond a
-    cache of ``cache_mb`` although they stayed in it when the op was timed alone: none
-    while the network's weights fill under ``SPILL_FROM`` of the cache, all of them once
-    they fill it (a cache keeps part of a working set a little larger than itself)."""
-    mb = weight_mb(op)
-    if cache_mb is None or mb > cache_mb:
+    cache of ``cache_mb``: none while the network's weights fill under ``SPILL_FROM`` of
+    the cache, all of them once they fill it (a cache keeps part of a working set a little
+    larger than itself). An op too big for the cache alone streams its weights when timed
+    alone too, but leaving it out priced validation networks worse (on the tables of
+    benchmark runs 22-26)."""
+    if cache_mb is None:
         return 0.0
-    return mb * float(np.clip((network_mb - SPILL_FROM * cache_mb) / ((1 - SPILL_FROM) * cache_mb), 0.0, 1.0))
+    share = (network_mb - SPILL_FROM * cache_mb) / ((1 - SPILL_FROM) * cache_mb)
+    return weight_mb(op) * float(np.clip(share, 0.0, 1.0))
 
 
 def features(ops: list[Op], op_ms: list[float], cache_mb: float | None = None) -> np.ndarray:
@@ -88,9 +92,10 @@ def identity_calibration() -> dict[str, Any]:
     return {"coef": coef, "models": 0, "fit_mape": None, "cache_mb": None}
 
 
-def fit_calibration(rows: list[dict[str, Any]], periods: GridPeriods = GridPeriods()) -> dict[str, Any]:
+def fit_calibration(rows: list[dict[str, Any]], periods: GridPeriods = GridPeriods(),
+                    cache_sizes: Sequence[float] = CACHE_MB) -> dict[str, Any]:
     """Fit the coefficients on the table's whole-model rows (``periods``: the grid's, for the
-    lookup), with each cache size of ``CACHE_MB`` and with none; keep the best fit."""
+    lookup), with each of ``cache_sizes`` (MB) and with no spill term; keep the best fit."""
     frame = pd.DataFrame(rows)
     models = frame[frame["kind"] == "model"]
     if models.empty:
@@ -100,7 +105,7 @@ def fit_calibration(rows: list[dict[str, Any]], periods: GridPeriods = GridPerio
     op_ms = [[lookup.ms(op)[0] for op in ops] for ops in networks]
     y = models["ms"].to_numpy(dtype=float)
     fits = [_fit(np.array([features(ops, ms, cache) for ops, ms in zip(networks, op_ms)]), y, cache)
-            for cache in (None, *CACHE_MB)]
+            for cache in (None, *cache_sizes)]
     fits = [f for f in fits if f is not None]
     return min(fits, key=lambda f: f["fit_mape"]) if fits else identity_calibration()
 
