@@ -14,6 +14,7 @@ width multipliers NetAdapt's baseline uses (x0.25 to x1.0), against the table as
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -78,30 +79,33 @@ def score(table: Path) -> list[dict]:
     return found
 
 
-def validated_tables(parser: argparse.ArgumentParser, folders: list[Path]) -> list[Path]:
-    """The tables in ``folders`` that have their validation measurements beside them."""
-    tables = sorted(p for folder in folders for p in folder.glob("*.parquet")
+def rescore(doc: str, default_out: str, score: Callable[[Path], list[dict]]) -> tuple[pd.DataFrame, Path]:
+    """The command line of the scripts that re-score stored tables: every table in the
+    given folders with its validation measurements beside it, scored by ``score``, the
+    rows written to ``per_table.csv`` under --out. Returns the rows and --out."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", type=Path, nargs="+", help="folders of tables with their .validate.csv")
+    parser.add_argument("--out", type=Path, default=Path(default_out))
+    args = parser.parse_args()
+    tables = sorted(p for folder in args.folders for p in folder.glob("*.parquet")
                     if p.with_suffix(".validate.csv").is_file())
     if not tables:
-        parser.error("no table with a .validate.csv beside it in " + ", ".join(map(str, folders)))
-    return tables
+        parser.error("no table with a .validate.csv beside it in " + ", ".join(map(str, args.folders)))
+    rows = pd.DataFrame([row for table in tables for row in score(table)])
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(args.out / "per_table.csv", index=False)
+    return rows, args.out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folders", type=Path, nargs="+", help="folders of tables with their .validate.csv")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/grid_density"))
-    args = parser.parse_args()
-    rows = pd.DataFrame([row for table in validated_tables(parser, args.folders) for row in score(table)])
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows.to_csv(args.out / "per_table.csv", index=False)
+    rows, out = rescore(__doc__, "benchmarks/results/grid_density", score)
     summary = (rows.groupby(["backend", "variant"], sort=False)
                .agg(tables=("table", "size"), grid_fraction=("grid_fraction", "mean"),
                     mean_within_5pct=("within_5pct", "mean"), min_within_5pct=("within_5pct", "min"),
                     mean_within_10pct=("within_10pct", "mean"), mean_mape=("mape", "mean"),
                     max_width_shift_pct=("width_shift_pct", "max"))
                .reset_index().round(4))
-    summary.to_csv(args.out / "summary.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
         print(summary.to_string(index=False))
 

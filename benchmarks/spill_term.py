@@ -11,7 +11,6 @@ measurements with both. No new measurement: both fits see the same numbers.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.store import load_lut
 from hwadapt.lut.validate import summarise
-from grid_density import validated_tables  # a sibling script: benchmarks/ is on the path
+from grid_density import rescore  # a sibling script: benchmarks/ is on the path
 
 VARIANTS = {"without": (), "with": CACHE_MB}  # the cache sizes each fit may choose from
 
@@ -44,13 +43,7 @@ def score(table: Path) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folders", type=Path, nargs="+", help="folders of tables with their .validate.csv")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/spill_term"))
-    args = parser.parse_args()
-    rows = pd.DataFrame([row for table in validated_tables(parser, args.folders) for row in score(table)])
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows.to_csv(args.out / "per_table.csv", index=False)
+    rows, _ = rescore(__doc__, "benchmarks/results/spill_term", score)
     columns = ["table", "spill_term", "cache_mb", "fit_mape", "within_5pct", "within_10pct", "mape", "bias_pct"]
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
         print(rows[columns].to_string(index=False))
