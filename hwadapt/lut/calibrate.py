@@ -114,8 +114,8 @@ def _fit(X: np.ndarray, y: np.ndarray, cache_mb: float | None) -> dict[str, Any]
     """Non-negative least squares on relative error, scales pulled towards 1; None when
     there are too few networks for the features that vary."""
     # a feature that does not vary over the calibration set (no adds in MobileNetV1, the
-    # op count of a fixed-depth family, no spill below the cache size) cannot be told apart
-    # from the constant: leave it out
+    # op count of a fixed-depth family, a spill where no network passes half the cache)
+    # cannot be told apart from the constant: leave it out
     used = np.array([name == "const" or np.ptp(X[:, j]) > 0 for j, name in enumerate(FEATURES)])
     if len(y) < used.sum() + 2:
         return None
