@@ -229,22 +229,22 @@ def test_validation_keeps_each_networks_median_window(tiny_lut, monkeypatch):
 
     def fake_measure(agent, archs, nets=None, plan=None, probe=None):
         windows.append(len(windows) + 1)
-        # the first batch's windows are 1, 4 and 5 (the second pass runs the batches in reverse):
-        # in 1 the host was busy, in 4 the probe was slowed more than the models
-        factor = {1: 1.3, 4: 0.8}.get(windows[-1], 1.0)
+        # the first batch's windows are 1, 4, 5, 8 and 9 (alternate passes run the batches in
+        # reverse): in 1 and 5 the host was busy, in 4 the probe was slowed more than the models
+        factor = {1: 1.3, 4: 0.8, 5: 1.2}.get(windows[-1], 1.0)
         return [Measurement(median_ms=factor * (1 + i), p10_ms=0, p90_ms=0, std_ms=0, n=1, rounds=1, raw_ms=1 + i,
                             probe_ms=1 / factor) for i, _ in enumerate(archs)]
 
     monkeypatch.setattr(measure, "measure_archs", fake_measure)
     _, table = validation.validate(LatencyPredictor.load(tiny_lut), samples=6, seed=0, batch_size=3)
-    assert measure.WINDOWS == 3 and len(windows) == 2 * measure.WINDOWS + 2
+    assert measure.WINDOWS == 5 and len(windows) == 2 * measure.WINDOWS + 2
     assert table["measured_ms"].tolist() == [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]
-    assert table["windows"].tolist() == [5] * 3 + [3] * 3
+    assert table["windows"].tolist() == [7] * 3 + [5] * 3
     assert table["pass_spread_pct"].round(6).tolist() == [50.0] * 3 + [0.0] * 3
-    first = table.iloc[0]  # its windows, in the order measured: 1, 4, 5, then two more
-    assert json.loads(first["window_ms"]) == pytest.approx([1.3, 0.8, 1.0, 1.0, 1.0])
-    assert json.loads(first["window_probe_ms"]) == pytest.approx([1 / 1.3, 1 / 0.8, 1.0, 1.0, 1.0])
-    assert json.loads(first["window_raw_ms"]) == [1.0] * 5
+    first = table.iloc[0]  # its windows, in the order measured: 1, 4, 5, 8, 9, then two more
+    assert json.loads(first["window_ms"]) == pytest.approx([1.3, 0.8, 1.2, 1.0, 1.0, 1.0, 1.0])
+    assert json.loads(first["window_probe_ms"]) == pytest.approx([1 / 1.3, 1 / 0.8, 1 / 1.2, 1.0, 1.0, 1.0, 1.0])
+    assert json.loads(first["window_raw_ms"]) == [1.0] * 7
 
 
 def test_profile_takes_grid_overrides(tmp_path, tiny_family):

@@ -128,17 +128,17 @@ def test_windows_whose_probe_strayed_are_measured_again_and_set_aside(monkeypatc
 
     monkeypatch.setattr(measure, "measure_archs", fake_measure)
     arch, probe = build("mobilenet_v1", width=0.25, resolution=32, num_classes=10), measure.Probe(None, 1.0)
-    [gated] = measure.measure_in_windows(FakeAgent(), [arch], probe=probe)
+    [gated] = measure.measure_in_windows(FakeAgent(), [arch], probe=probe, windows=3)
     assert measure.GATE_PCT == 4.0 and len(gated) == 5  # two of the first three strayed: two more
     assert [round(m.probe_deviation_pct()) for m in gated] == [0, 10, 10, 1, -1]
     assert measure.median_window(gated).median_ms == pytest.approx(2.0, rel=0.01)
     probe_levels.clear()
-    [ungated] = measure.measure_in_windows(FakeAgent(), [arch], probe=probe, gate_pct=None)
+    [ungated] = measure.measure_in_windows(FakeAgent(), [arch], probe=probe, windows=3, gate_pct=None)
     assert len(ungated) == 3 and measure.median_window(ungated, gate_pct=None).median_ms == pytest.approx(1.909, rel=1e-3)
 
     strayed = [window(1.9, probe_ms=1.1, reference_ms=1.0), window(1.95, probe_ms=1.05, reference_ms=1.0)]
     within = [window(2.0, probe_ms=1.0, reference_ms=1.0), window(2.02, probe_ms=0.97, reference_ms=1.0)]
-    assert measure.kept_windows([*strayed, *within]) == [*strayed, *within]  # under WINDOWS within: all kept
+    assert measure.kept_windows([*strayed, *within]) == [*strayed, *within]  # under MIN_KEPT within: all kept
     assert measure.kept_windows([*strayed, *within, within[0]]) == [*within, within[0]]
     assert window(2.0, probe_ms=1.3).probe_deviation_pct() == 0.0  # on its own probe's time base
 
