@@ -7,7 +7,7 @@ from hwadapt.arch.ops import lower
 from hwadapt.lut.calibrate import CACHE_MB, fit_calibration, spilled_mb, weight_mb
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.predictor import LatencyPredictor
-from hwadapt.lut.profile import calibration_archs, model_row_key, op_row_key
+from hwadapt.lut.profile import SHRUNK_WEIGHT, calibration_archs, calibration_weights, model_row_key, op_row_key
 from hwadapt.lut.space import GridPeriods, grid_settings, shape_classes
 from hwadapt.lut.store import LutMeta
 from hwadapt.lut.validate import sample_archs
@@ -40,9 +40,30 @@ def fitted(ms_per_weight_mb: float, cache_mb: float | None = None,
     rows += [{**model_row_key(arch), "ms": network_ms(arch, ms_per_weight_mb, cache_mb, ms_per_spilled_mb)}
              for arch in calibration_archs(FAMILY, RESOLUTION, 10, 30, seed=0)]
     periods = GridPeriods.of(grid)
-    calibration = fit_calibration(rows, periods)
-    meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, calibration=calibration, grid=grid)
+    meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, grid=grid)
+    meta.calibration = calibration = fit_calibration(rows, periods, weights=calibration_weights(rows, meta, seed=0))
     return LatencyPredictor(meta, OpLookup(pd.DataFrame(rows), periods)), calibration
+
+
+def test_shrunk_calibration_networks_weigh_less_and_members_are_priced_closer():
+    """Where the shrunk networks cost 10% more than the members' model says, the fit at
+    SHRUNK_WEIGHT prices the members closer than a fit counting every network alike."""
+    grid, periods = grid_settings(FAMILY), GridPeriods.of(grid_settings(FAMILY))
+    archs = calibration_archs(FAMILY, RESOLUTION, 10, 30, seed=0)
+    rows = [{**op_row_key(op), "ms": standalone_ms(op)}
+            for cls in shape_classes(FAMILY, RESOLUTION, 10, grid) for op in cls.ops()]
+    rows += [{**model_row_key(a), "ms": network_ms(a, 0.01) * (1.1 if i % 2 else 1.0)} for i, a in enumerate(archs)]
+    meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, grid=grid)
+    weights = calibration_weights(rows, meta, seed=0)
+    assert SHRUNK_WEIGHT == 0.5 and weights.tolist() == [1.0] + [0.5, 1.0] * 14 + [0.5]
+    members = sample_archs(FAMILY, RESOLUTION, 10, 12, seed=1)
+
+    def members_error(fit_weights) -> float:
+        meta.calibration = fit_calibration(rows, periods, weights=fit_weights)
+        predictor = LatencyPredictor(meta, OpLookup(pd.DataFrame(rows), periods))
+        return float(np.mean([abs(predictor.predict_ms(a) / network_ms(a, 0.01) - 1) for a in members]))
+
+    assert members_error(weights) < 0.95 * members_error(None)
 
 
 @pytest.mark.parametrize("ms_per_weight_mb", [0.0, 0.01])

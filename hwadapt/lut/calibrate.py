@@ -93,9 +93,11 @@ def identity_calibration() -> dict[str, Any]:
 
 
 def fit_calibration(rows: list[dict[str, Any]], periods: GridPeriods = GridPeriods(),
-                    cache_sizes: Sequence[float] = CACHE_MB) -> dict[str, Any]:
+                    cache_sizes: Sequence[float] = CACHE_MB,
+                    weights: Sequence[float] | None = None) -> dict[str, Any]:
     """Fit the coefficients on the table's whole-model rows (``periods``: the grid's, for the
-    lookup), with each of ``cache_sizes`` (MB) and with no spill term; keep the best fit."""
+    lookup), with each of ``cache_sizes`` (MB) and with no spill term; keep the best fit.
+    ``weights``: one per model row, in table order (None: all alike)."""
     frame = pd.DataFrame(rows)
     models = frame[frame["kind"] == "model"]
     if models.empty:
@@ -104,22 +106,26 @@ def fit_calibration(rows: list[dict[str, Any]], periods: GridPeriods = GridPerio
     networks = [lower(Arch.from_json(arch)) for arch in models["arch"]]
     op_ms = [[lookup.ms(op)[0] for op in ops] for ops in networks]
     y = models["ms"].to_numpy(dtype=float)
-    fits = [_fit(np.array([features(ops, ms, cache) for ops, ms in zip(networks, op_ms)]), y, cache)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    fits = [fit_features(np.array([features(ops, ms, cache) for ops, ms in zip(networks, op_ms)]), y, cache, w)
             for cache in (None, *cache_sizes)]
     fits = [f for f in fits if f is not None]
     return min(fits, key=lambda f: f["fit_mape"]) if fits else identity_calibration()
 
 
-def _fit(X: np.ndarray, y: np.ndarray, cache_mb: float | None) -> dict[str, Any] | None:
-    """Non-negative least squares on relative error, scales pulled towards 1; None when
-    there are too few networks for the features that vary."""
+def fit_features(X: np.ndarray, y: np.ndarray, cache_mb: float | None, weights: np.ndarray) -> dict[str, Any] | None:
+    """The coefficients for networks whose :func:`features` are the rows of ``X`` and whose
+    measured times are ``y``: non-negative least squares on relative error (each
+    network's squared error times its weight), scales pulled towards 1; None when there
+    are too few networks for the features that vary. ``fit_mape`` is unweighted."""
     # a feature that does not vary over the calibration set (no adds in MobileNetV1, the
     # op count of a fixed-depth family, a spill where no network passes half the cache)
     # cannot be told apart from the constant: leave it out
     used = np.array([name == "const" or np.ptp(X[:, j]) > 0 for j, name in enumerate(FEATURES)])
     if len(y) < used.sum() + 2:
         return None
-    A, b = X / y[:, None], np.ones(len(y))
+    root = np.sqrt(weights)
+    A, b = X / y[:, None] * root[:, None], root
     prior = np.array([np.sqrt(RIDGE) * (np.arange(len(FEATURES)) == FEATURES.index(k))
                       for k in SCALES if used[FEATURES.index(k)]]).reshape(-1, len(FEATURES))
     A, b = np.vstack([A, prior]), np.concatenate([b, np.full(len(prior), np.sqrt(RIDGE))])
