@@ -23,8 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hwadapt.arch.spec import Arch
-from hwadapt.arch.ops import lower
-from hwadapt.lut.calibrate import FEATURES, features, fit_calibration, fit_features
+from hwadapt.lut.calibrate import FEATURES, calibration_networks, features, fit_calibration, fit_features
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import shrunk_mask
@@ -35,13 +34,11 @@ from grid_density import rescore  # a sibling script: benchmarks/ is on the path
 SHRUNK_WEIGHTS = (1.0, 0.5, 0.25, 0.0)  # 1: every network alike (the fit up to run 28); 0: members only
 
 
-def left_out_errors(frame: pd.DataFrame, meta, weights: np.ndarray, shrunk: np.ndarray, cache_mb) -> np.ndarray:
-    """Each shrunk network's relative error (%) when the fit does not see it."""
-    models = frame[frame["kind"] == "model"]
-    lookup = OpLookup(frame, meta.periods)
-    networks = [lower(Arch.from_json(a)) for a in models["arch"]]
-    X = np.array([features(ops, [lookup.ms(op)[0] for op in ops], cache_mb) for ops in networks])
-    y = models["ms"].to_numpy(dtype=float)
+def left_out_errors(inputs, weights: np.ndarray, shrunk: np.ndarray, cache_mb) -> np.ndarray:
+    """Each shrunk network's relative error (%) when the fit does not see it (``inputs``:
+    the table's ``calibration_networks``)."""
+    networks, op_ms, y = inputs
+    X = np.array([features(ops, ms, cache_mb) for ops, ms in zip(networks, op_ms)])
     errors = []
     for k in np.flatnonzero(shrunk):
         held_out = weights.copy()
@@ -57,14 +54,15 @@ def score(table: Path) -> list[dict]:
     archs = [Arch.from_json(a) for a in measured["arch"]]
     shrunk = shrunk_mask(frame.loc[frame["kind"] == "model", "arch"].tolist(), meta.family, meta.resolution,
                          meta.num_classes, seed=0)
-    found = []
+    rows, found = frame.to_dict("records"), []
+    inputs = calibration_networks(rows, meta.periods)
     for weight in SHRUNK_WEIGHTS:
         weights = np.where(shrunk, weight, 1.0)
-        meta.calibration = fit_calibration(frame.to_dict("records"), meta.periods, weights=weights)
+        meta.calibration = fit_calibration(rows, meta.periods, weights=weights)
         cache_mb = meta.calibration["cache_mb"]
         predictor = LatencyPredictor(meta, OpLookup(frame, meta.periods))
         report = summarise(np.array([predictor.predict_ms(a) for a in archs]), measured["measured_ms"].to_numpy())
-        errors = left_out_errors(frame, meta, weights, shrunk, cache_mb)
+        errors = left_out_errors(inputs, weights, shrunk, cache_mb)
         found.append({"table": f"{table.parent.name}/{table.stem}", "backend": meta.backend, "family": meta.family,
                       "resolution": meta.resolution, "shrunk_weight": weight, "shrunk": int(shrunk.sum()),
                       "cache_mb": cache_mb, **report.to_dict(),

@@ -92,20 +92,28 @@ def identity_calibration() -> dict[str, Any]:
     return {"coef": coef, "models": 0, "fit_mape": None, "cache_mb": None}
 
 
+def calibration_networks(rows: list[dict[str, Any]],
+                         periods: GridPeriods) -> tuple[list[list[Op]], list[list[float]], np.ndarray]:
+    """The table's whole-model rows, in table order: each network's ops, their LUT times,
+    and the measured times."""
+    frame = pd.DataFrame(rows)
+    models = frame[frame["kind"] == "model"]
+    if models.empty:
+        return [], [], np.zeros(0)
+    lookup = OpLookup(frame, periods)
+    networks = [lower(Arch.from_json(arch)) for arch in models["arch"]]
+    return networks, [[lookup.ms(op)[0] for op in ops] for ops in networks], models["ms"].to_numpy(dtype=float)
+
+
 def fit_calibration(rows: list[dict[str, Any]], periods: GridPeriods = GridPeriods(),
                     cache_sizes: Sequence[float] = CACHE_MB,
                     weights: Sequence[float] | None = None) -> dict[str, Any]:
     """Fit the coefficients on the table's whole-model rows (``periods``: the grid's, for the
     lookup), with each of ``cache_sizes`` (MB) and with no spill term; keep the best fit.
     ``weights``: one per model row, in table order (None: all alike)."""
-    frame = pd.DataFrame(rows)
-    models = frame[frame["kind"] == "model"]
-    if models.empty:
+    networks, op_ms, y = calibration_networks(rows, periods)
+    if not networks:
         return identity_calibration()
-    lookup = OpLookup(frame, periods)
-    networks = [lower(Arch.from_json(arch)) for arch in models["arch"]]
-    op_ms = [[lookup.ms(op)[0] for op in ops] for ops in networks]
-    y = models["ms"].to_numpy(dtype=float)
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
     fits = [fit_features(np.array([features(ops, ms, cache) for ops, ms in zip(networks, op_ms)]), y, cache, w)
             for cache in (None, *cache_sizes)]
