@@ -8,7 +8,7 @@ with the shrunk networks at several weights, and scores two sets per fit: the ce
 own validation measurements, and each shrunk calibration network left out of the fit
 in turn (judged on what the fit did not see; with the cache size the full fit chose). No
 new measurement. Shrunk networks are told apart by drawing the calibration set again
-(``hwadapt.lut.profile.shrunk_mask``, seed 0); the tables of run 28 shrank every third
+(``hwadapt.lut.profile.shrunk_mask``); the tables of run 28 shrank every third
 network, the others every other one. Tables built since weigh the shrunk ones at
 ``SHRUNK_WEIGHT`` = 0.5.
 
@@ -52,8 +52,7 @@ def score(table: Path) -> list[dict]:
     meta, frame = load_lut(table)
     measured = pd.read_csv(table.with_suffix(".validate.csv"))
     archs = [Arch.from_json(a) for a in measured["arch"]]
-    shrunk = shrunk_mask(frame.loc[frame["kind"] == "model", "arch"].tolist(), meta.family, meta.resolution,
-                         meta.num_classes, seed=0)
+    shrunk = shrunk_mask(frame.loc[frame["kind"] == "model", "arch"].tolist(), meta)
     rows, found = frame.to_dict("records"), []
     inputs = calibration_networks(rows, meta.periods)
     for weight in SHRUNK_WEIGHTS:

@@ -1,7 +1,12 @@
+from collections import Counter
+
 import numpy as np
 import pytest
 
 from hwadapt.arch import Arch, ArchError, Block, build, lower, random_widths, set_widths, width_groups
+from hwadapt.arch.families import family_space
+from hwadapt.arch.groups import balanced_widths, width_choices
+from hwadapt.arch.proxyless import ProxylessSpace
 
 
 @pytest.mark.parametrize("family", ["mobilenet_v1", "mobilenet_v2"])
@@ -57,3 +62,25 @@ def test_unknown_family_and_group_names_are_errors():
 def test_skip_block_lowers_to_nothing():
     arch = Arch("x", 16, 10, (Block("conv", 16, 3, 2), Block("skip", 16)), act="relu")
     assert [o.kind for o in lower(arch)] == ["conv", "pool", "fc"]
+
+
+def test_balanced_widths_cover_every_groups_range_evenly():
+    """One network per stratum of every group's range, where independent draws bunch up."""
+    base = build("mobilenet_v1", resolution=32, num_classes=10)
+    count = 19
+    nets = balanced_widths(base, count, np.random.default_rng(0))
+    for group in width_groups(base):
+        choices = width_choices(group, base)
+        assert set(group.width(n) for n in nets) <= set(choices.tolist())
+        picked = sorted(np.searchsorted(choices, [group.width(n) for n in nets]))  # the k-th from the k-th stratum
+        assert all(k * len(choices) // count <= i <= (k + 1) * len(choices) // count for k, i in enumerate(picked))
+    assert len({n.to_json() for n in nets}) == count
+
+
+def test_balanced_members_spread_every_positions_choices():
+    space = ProxylessSpace(32, 10)
+    members = family_space("proxyless").sample_many(32, 10, 24, np.random.default_rng(0))
+    for k, position in enumerate(space.positions()):
+        counts = Counter(m.meta["choices"][k] for m in members)
+        assert set(counts) <= set(position.choices())
+        assert max(counts.values()) - min(counts.values()) <= 1 and len(counts) == len(position.choices())

@@ -7,13 +7,15 @@ from hwadapt.arch.ops import lower
 from hwadapt.lut.calibrate import CACHE_MB, fit_calibration, spilled_mb, weight_mb
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.predictor import LatencyPredictor
-from hwadapt.lut.profile import SHRUNK_WEIGHT, calibration_archs, calibration_weights, model_row_key, op_row_key
+from hwadapt.lut.profile import (SHRUNK_WEIGHT, calibration_archs, calibration_set, calibration_weights, model_row_key,
+                                 op_row_key, shrunk_mask)
 from hwadapt.lut.space import GridPeriods, grid_settings, shape_classes
-from hwadapt.lut.store import LutMeta
+from hwadapt.lut.store import LutError, LutMeta
 from hwadapt.lut.validate import sample_archs
 
 FAMILY, RESOLUTION = "mobilenet_v2", 32
 OVERHEAD_MS = 0.02
+DRAW = {"scheme": "balanced", "count": 30, "seed": 0}  # how calibration_archs(..., 30, seed=0) draws
 
 
 def standalone_ms(op) -> float:
@@ -40,8 +42,8 @@ def fitted(ms_per_weight_mb: float, cache_mb: float | None = None,
     rows += [{**model_row_key(arch), "ms": network_ms(arch, ms_per_weight_mb, cache_mb, ms_per_spilled_mb)}
              for arch in calibration_archs(FAMILY, RESOLUTION, 10, 30, seed=0)]
     periods = GridPeriods.of(grid)
-    meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, grid=grid)
-    meta.calibration = calibration = fit_calibration(rows, periods, weights=calibration_weights(rows, meta, seed=0))
+    meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, grid=grid, calibration_draw=DRAW)
+    meta.calibration = calibration = fit_calibration(rows, periods, weights=calibration_weights(rows, meta))
     return LatencyPredictor(meta, OpLookup(pd.DataFrame(rows), periods)), calibration
 
 
@@ -53,8 +55,8 @@ def test_shrunk_calibration_networks_weigh_less_and_members_are_priced_closer():
     rows = [{**op_row_key(op), "ms": standalone_ms(op)}
             for cls in shape_classes(FAMILY, RESOLUTION, 10, grid) for op in cls.ops()]
     rows += [{**model_row_key(a), "ms": network_ms(a, 0.01) * (1.1 if i % 2 else 1.0)} for i, a in enumerate(archs)]
-    meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, grid=grid)
-    weights = calibration_weights(rows, meta, seed=0)
+    meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, grid=grid, calibration_draw=DRAW)
+    weights = calibration_weights(rows, meta)
     assert SHRUNK_WEIGHT == 0.5 and weights.tolist() == [1.0] + [0.5, 1.0] * 14 + [0.5]
     members = sample_archs(FAMILY, RESOLUTION, 10, 12, seed=1)
 
@@ -96,3 +98,18 @@ def test_spilled_weights_ramp_up_to_the_cache_size():
     assert [spilled_mb(op, network, 2 * mb) for network in (0.5 * mb, mb, 1.5 * mb, 2 * mb, 8 * mb)] == \
         pytest.approx([0.0, 0.0, 0.5 * mb, mb, mb])
     assert spilled_mb(op, 8 * mb, None) == 0.0
+
+
+def test_shrunk_networks_are_told_apart_in_balanced_and_older_independent_tables():
+    """A table records how its calibration set was drawn; one without the record (built
+    before balanced sets) is read as independent draws, so its refit weighs the same
+    networks as its build did."""
+    balanced = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0)
+    independent = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0, scheme="independent")
+    for drawn, record in ((balanced, DRAW), (independent, {})):
+        meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, calibration_draw=record)
+        assert shrunk_mask([a.to_json(indent=None) for a, _ in drawn], meta).tolist() == [s for _, s in drawn]
+        assert [s for _, s in drawn] == [False] + [True, False] * 14 + [True]
+    assert not {a.to_json() for a, _ in balanced[1:]} & {a.to_json() for a, _ in independent[1:]}
+    with pytest.raises(LutError, match="unknown calibration scheme"):
+        calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0, scheme="sobol")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwadapt.arch.groups import random_widths
+from hwadapt.arch.groups import balanced_widths, random_widths
 from hwadapt.arch.ops import Op, lower
 from hwadapt.arch.spec import Arch, ArchError, Block
 
@@ -26,6 +26,15 @@ class Space:
 
     ops: Callable[[int, int], list[Op]]  # (resolution, num_classes) -> ops
     sample: Callable[[int, int, np.random.Generator], Arch]  # (resolution, num_classes, rng) -> member
+    # (resolution, num_classes, count, rng) -> members that cover the space evenly together
+    balanced: Callable[[int, int, int, np.random.Generator], list[Arch]] | None = None
+
+    def sample_many(self, resolution: int, num_classes: int, count: int, rng: np.random.Generator) -> list[Arch]:
+        """``count`` members drawn together: evenly spread where the space knows how, else
+        independent draws."""
+        if self.balanced is not None:
+            return self.balanced(resolution, num_classes, count, rng)
+        return [self.sample(resolution, num_classes, rng) for _ in range(count)]
 
 
 SPACES: dict[str, Space] = {}
@@ -43,7 +52,8 @@ def family_space(family: str) -> Space:
         raise ArchError(f"unknown family {family!r}; known: {', '.join(sorted(FAMILIES))}")
     base = lambda r, c: build(family, resolution=r, num_classes=c)  # noqa: E731
     return Space(ops=lambda r, c: lower(base(r, c)),
-                 sample=lambda r, c, rng: random_widths(base(r, c), rng))
+                 sample=lambda r, c, rng: random_widths(base(r, c), rng),
+                 balanced=lambda r, c, count, rng: balanced_widths(base(r, c), count, rng))
 
 
 def register(name: str) -> Callable[[FamilyBuilder], FamilyBuilder]:

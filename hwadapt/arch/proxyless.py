@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hwadapt.arch.families import Space, make_divisible, register, register_space
+from hwadapt.arch.groups import stratified_picks
 from hwadapt.arch.ops import Op, lower
 from hwadapt.arch.spec import Arch, ArchError, Block
 
@@ -164,6 +165,16 @@ def random_member(space: ProxylessSpace, rng: np.random.Generator) -> Arch:
     return space.member([str(rng.choice(p.choices())) for p in space.positions()])
 
 
+def balanced_members(space: ProxylessSpace, count: int, rng: np.random.Generator) -> list[Arch]:
+    """``count`` members whose choices at every position are spread evenly over that
+    position's options (:func:`~hwadapt.arch.groups.stratified_picks`), in random
+    combinations."""
+    picks = [[p.choices()[i] for i in stratified_picks(len(p.choices()), count, rng)] for p in space.positions()]
+    return [space.member([column[k] for column in picks]) for k in range(count)]
+
+
 register_space("proxyless", Space(
     ops=lambda resolution, num_classes: space_ops(ProxylessSpace(resolution, num_classes)),
-    sample=lambda resolution, num_classes, rng: random_member(ProxylessSpace(resolution, num_classes), rng)))
+    sample=lambda resolution, num_classes, rng: random_member(ProxylessSpace(resolution, num_classes), rng),
+    balanced=lambda resolution, num_classes, count, rng: balanced_members(ProxylessSpace(resolution, num_classes),
+                                                                          count, rng)))

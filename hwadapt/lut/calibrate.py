@@ -130,6 +130,10 @@ def fit_features(X: np.ndarray, y: np.ndarray, cache_mb: float | None, weights: 
     # op count of a fixed-depth family, a spill where no network passes half the cache)
     # cannot be told apart from the constant: leave it out
     used = np.array([name == "const" or np.ptp(X[:, j]) > 0 for j, name in enumerate(FEATURES)])
+    # nor a spill where every network spills all its weights: that is the weight term again
+    spill, weights_mb = FEATURES.index("spilled_mb"), FEATURES.index("weights_mb")
+    if np.allclose(X[:, spill], X[:, weights_mb]):
+        used[spill] = False
     if len(y) < used.sum() + 2:
         return None
     root = np.sqrt(weights)

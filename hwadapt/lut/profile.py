@@ -40,6 +40,7 @@ from hwadapt.measure.protocol import default_plan, measure_sessions
 log = logging.getLogger(__name__)
 PROBE_SCALED_COLUMNS = ("ms", "p10_ms", "p90_ms", "std_ms")  # on the probe's time base
 CALIBRATION_STREAM = 0  # validation samples use another stream of the same seed
+CALIBRATION_SCHEMES = ("balanced", "independent")
 SHRUNK_WEIGHT = 0.5  # of a shrunk calibration network in the fit (a member's: 1)
 
 
@@ -68,34 +69,66 @@ def model_row_key(arch: Arch) -> dict[str, Any]:
             "cin": 0, "cout": 0, "arch": arch.to_json(indent=None)}
 
 
-def calibration_draw(family: str, resolution: int, num_classes: int, seed: int, index: int) -> tuple[Arch, Arch]:
-    """The ``index``-th random member of the family's space for calibration, and the same
-    member with any width shrunk down to 8 channels."""
+def independent_draw(family: str, resolution: int, num_classes: int, seed: int, index: int) -> tuple[Arch, Arch]:
+    """The ``index``-th random member of the family's space, drawn on its own, and the same
+    member with any width shrunk down to 8 channels (the draw of tables built before
+    balanced calibration sets, which have no ``calibration_draw`` in their sidecar)."""
     rng = np.random.default_rng([seed, CALIBRATION_STREAM, index])
     member = family_space(family).sample(resolution, num_classes, rng)
     return member, random_widths(member, rng, low=0.0)
 
 
-def calibration_archs(family: str, resolution: int, num_classes: int, count: int, seed: int) -> list[Arch]:
-    """The base network and random members of the family's space; every other one shrunk
-    (:func:`calibration_draw`), so the fit holds where NetAdapt goes."""
-    archs = [build(family, resolution=resolution, num_classes=num_classes)]
-    for i in range(count - 1):
-        member, shrunk = calibration_draw(family, resolution, num_classes, seed, i)
-        archs.append(member if i % 2 else shrunk)
-    return archs[:count]
+def calibration_set(family: str, resolution: int, num_classes: int, count: int, seed: int,
+                    scheme: str = "balanced") -> list[tuple[Arch, bool]]:
+    """The calibration networks and whether each is shrunk: the base network, then members
+    of the family's space and shrunk networks in turn (members with any width cut down to
+    8 channels), so the fit holds where NetAdapt goes.
+
+    ``scheme``: ``"balanced"`` draws the members together so that they cover the space
+    evenly (:meth:`Space.sample_many`), and the networks to shrink likewise;
+    ``"independent"``: each member drawn on its own (:func:`independent_draw`)."""
+    if scheme not in CALIBRATION_SCHEMES:
+        raise LutError(f"unknown calibration scheme {scheme!r}; expected one of {', '.join(CALIBRATION_SCHEMES)}")
+    drawn = count - 1
+    if scheme == "independent":
+        pairs = [independent_draw(family, resolution, num_classes, seed, i) for i in range(drawn)]
+        rest = [(member, False) if i % 2 else (shrunk, True) for i, (member, shrunk) in enumerate(pairs)]
+    else:
+        space, rng = family_space(family), np.random.default_rng([seed, CALIBRATION_STREAM])
+        members = space.sample_many(resolution, num_classes, drawn // 2, rng)
+        shrunk = [random_widths(a, rng, low=0.0) for a in space.sample_many(resolution, num_classes, drawn - drawn // 2, rng)]
+        rest = [(members[i // 2], False) if i % 2 else (shrunk[i // 2], True) for i in range(drawn)]
+    base = build(family, resolution=resolution, num_classes=num_classes)
+    return [(base, False), *rest][:count]
 
 
-def shrunk_mask(archs: list[str], family: str, resolution: int, num_classes: int, seed: int) -> np.ndarray:
+def calibration_archs(family: str, resolution: int, num_classes: int, count: int, seed: int,
+                      scheme: str = "balanced") -> list[Arch]:
+    """The networks of :func:`calibration_set`."""
+    return [arch for arch, _ in calibration_set(family, resolution, num_classes, count, seed, scheme)]
+
+
+def table_draw(meta: LutMeta, seed: int = 0) -> dict[str, Any]:
+    """How a table's calibration set was drawn (tables without the record: independently, ``seed``)."""
+    return meta.calibration_draw or {"scheme": "independent", "seed": seed}
+
+
+def shrunk_mask(archs: list[str], meta: LutMeta, seed: int = 0) -> np.ndarray:
     """Which of a table's calibration networks (JSON, in table order) are shrunk draws."""
-    shrunk = {calibration_draw(family, resolution, num_classes, seed, i)[1].to_json(indent=None)
-              for i in range(len(archs))}
-    return np.array([a in shrunk for a in archs], dtype=bool)
+    draw = table_draw(meta, seed)
+    shape = (meta.family, meta.resolution, meta.num_classes)
+    if draw["scheme"] == "independent":  # any draw's shrunk form: run 28 shrank every third, others every other
+        shrunk = {independent_draw(*shape, draw["seed"], i)[1] for i in range(len(archs))}
+    else:
+        shrunk = {arch for arch, is_shrunk in calibration_set(*shape, draw["count"], draw["seed"]) if is_shrunk}
+    names = {arch.to_json(indent=None) for arch in shrunk}
+    return np.array([a in names for a in archs], dtype=bool)
 
 
-def calibration_weights(rows: list[dict[str, Any]], meta: LutMeta, seed: int) -> np.ndarray:
+def calibration_weights(rows: list[dict[str, Any]], meta: LutMeta, seed: int = 0) -> np.ndarray:
     """The fit's weight of each calibration network (model rows, in table order): the
-    shrunk ones count ``SHRUNK_WEIGHT``.
+    shrunk ones count ``SHRUNK_WEIGHT`` (``seed``: of a table that does not record its
+    draw, :func:`table_draw`).
 
     Why less than the members: the validation networks, and most networks a search
     prices, are members, and on the 12 stored 32 px tables of runs 25-27 the fit with the
@@ -104,16 +137,15 @@ def calibration_weights(rows: list[dict[str, Any]], meta: LutMeta, seed: int) ->
     worse (``benchmarks/calibration_mix.py``). Shrinking only every third network
     instead (run 28) left the shrunk ones 5.9% off where twenty of them were 3.5-4.3%."""
     archs = [r["arch"] for r in rows if r["kind"] == "model"]
-    mask = shrunk_mask(archs, meta.family, meta.resolution, meta.num_classes, seed)
-    return np.where(mask, SHRUNK_WEIGHT, 1.0)
+    return np.where(shrunk_mask(archs, meta, seed), SHRUNK_WEIGHT, 1.0)
 
 
 def plan_jobs(family: str, resolution: int, num_classes: int, calibration_models: int, seed: int,
-              grid: dict[str, int] | None = None) -> list[Job]:
+              grid: dict[str, int] | None = None, scheme: str = "balanced") -> list[Job]:
     jobs = [Job(row_key(op_row_key(op)), op=op)
             for cls in shape_classes(family, resolution, num_classes, grid) for op in cls.ops()]
     jobs += [Job(row_key(model_row_key(a)), arch=a)
-             for a in calibration_archs(family, resolution, num_classes, calibration_models, seed)]
+             for a in calibration_archs(family, resolution, num_classes, calibration_models, seed, scheme)]
     unique = {job.key: job for job in jobs}  # a random draw can repeat a network: measure it once
     return list(unique.values())
 
@@ -182,12 +214,15 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
     path, plan = Path(out_path), plan or default_plan(agent)
     probe = default_probe(resolution)
     fresh = LutMeta(family, resolution, num_classes, agent.backend, target_fingerprint(agent, plan),
-                    probe.arch.to_dict(), grid={**grid_settings(family, agent.backend), **(grid or {})})
+                    probe.arch.to_dict(), grid={**grid_settings(family, agent.backend), **(grid or {})},
+                    calibration_draw={"scheme": "balanced", "count": calibration_models, "seed": seed})
     meta, rows = _start(agent, path, fresh)
     meta.grid = fresh.grid  # the jobs below are planned on the current grid
+    # a resumed table keeps its own calibration set
+    meta.calibration_draw = draw = {"count": calibration_models, **table_draw(meta, seed)}
     done = {row_key(r) for r in rows}
-    jobs = [j for j in plan_jobs(family, resolution, num_classes, calibration_models, seed, meta.grid)
-            if j.key not in done]
+    jobs = [j for j in plan_jobs(family, resolution, num_classes, draw["count"], draw["seed"], meta.grid,
+                                 draw["scheme"]) if j.key not in done]
     random.Random(seed).shuffle(jobs)
     journal = Journal(path)
     try:
@@ -204,7 +239,7 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
                 _settle_reference(meta, rows)
             finally:
                 probe_session.close()
-        meta.calibration = fit_calibration(rows, meta.periods, weights=calibration_weights(rows, meta, seed))
+        meta.calibration = fit_calibration(rows, meta.periods, weights=calibration_weights(rows, meta))
     finally:
         journal.close()
         save_lut(path, meta, rows)

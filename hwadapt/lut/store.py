@@ -43,6 +43,8 @@ class LutMeta:
     reference_ms: float | None = None  # the probe's level while the table was built
     grid: dict[str, int] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
+    # how the calibration networks were drawn: scheme, count, seed (empty: before balanced sets)
+    calibration_draw: dict[str, Any] = field(default_factory=dict)
     format: int = LUT_FORMAT
     digest: str = ""
     rows: int = 0
