@@ -98,9 +98,9 @@ def balanced_widths(arch: Arch, count: int, rng: np.random.Generator, *, granula
     widths cover its range evenly (a Latin hypercube over the groups).
 
     Why: a LUT's predictor is fitted on a few dozen such networks, and independent draws
-    leave some layer's widths lopsided by chance (in one 20-network set the fourth
-    MobileNetV1 layer averaged 63 channels where the space averages 80), which shifts
-    the fit for every network priced later."""
+    leave some layer's widths lopsided by chance (in the 19 members every table drew up
+    to benchmark run 29, the fourth MobileNetV1 layer averaged 63 channels where the
+    space averages 80), which shifts the fit for every network priced later."""
     groups = width_groups(arch)
     choices = [width_choices(group, arch, granularity, low) for group in groups]
     picks = [options[stratified_picks(len(options), count, rng)] for options in choices]

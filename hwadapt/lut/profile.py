@@ -96,7 +96,8 @@ def calibration_set(family: str, resolution: int, num_classes: int, count: int, 
     else:
         space, rng = family_space(family), np.random.default_rng([seed, CALIBRATION_STREAM])
         members = space.sample_many(resolution, num_classes, drawn // 2, rng)
-        shrunk = [random_widths(a, rng, low=0.0) for a in space.sample_many(resolution, num_classes, drawn - drawn // 2, rng)]
+        to_shrink = space.sample_many(resolution, num_classes, drawn - drawn // 2, rng)
+        shrunk = [random_widths(arch, rng, low=0.0) for arch in to_shrink]
         rest = [(members[i // 2], False) if i % 2 else (shrunk[i // 2], True) for i in range(drawn)]
     base = build(family, resolution=resolution, num_classes=num_classes)
     return [(base, False), *rest][:count]
