@@ -57,13 +57,14 @@ def measure_pool(predictor: LatencyPredictor, archs: list[Arch]) -> np.ndarray:
     return measured
 
 
-def fitted(meta: LutMeta, frame: pd.DataFrame, archs: list[Arch], measured: np.ndarray) -> LatencyPredictor:
-    """The table's op rows calibrated on ``archs`` alone."""
+def fitted(meta: LutMeta, frame: pd.DataFrame, lookup: OpLookup, archs: list[Arch],
+           measured: np.ndarray) -> LatencyPredictor:
+    """The table's op rows (``lookup``: theirs) calibrated on ``archs`` alone."""
     ops = frame[frame["kind"] != "model"]
     models = pd.DataFrame({"kind": "model", "arch": [a.to_json(indent=None) for a in archs], "ms": measured})
     rows = pd.concat([ops, models], ignore_index=True)
     calibration = fit_calibration(rows.to_dict("records"), meta.periods)
-    return LatencyPredictor(replace(meta, calibration=calibration), OpLookup(ops, meta.periods))
+    return LatencyPredictor(replace(meta, calibration=calibration), lookup)
 
 
 def run_table(table: Path, sets: int, members: int, samples: int,
@@ -81,13 +82,13 @@ def run_table(table: Path, sets: int, members: int, samples: int,
         figures = measure_pool(LatencyPredictor.load(table), pool)
     else:
         figures = measured.set_index("arch").loc[[a.to_json(indent=None) for a in pool], "measured_ms"].to_numpy()
-    truth = figures[-samples:]
+    truth, lookup = figures[-samples:], OpLookup(frame, meta.periods)
     predictors, start = [], 0
     for scheme, seed, archs in drawn:
-        predictors.append((scheme, seed, len(archs), fitted(meta, frame, archs, figures[start:start + len(archs)])))
+        predictors.append((scheme, seed, len(archs),
+                           fitted(meta, frame, lookup, archs, figures[start:start + len(archs)])))
         start += len(archs)
-    own = meta.calibration.get("models", 0)
-    predictors.append(("table", 0, own, LatencyPredictor(meta, OpLookup(frame, meta.periods))))
+    predictors.append(("table", 0, meta.calibration.get("models", 0), LatencyPredictor(meta, lookup)))
     per_set = [{"table": table.stem, "scheme": scheme, "seed": seed, "members": count,
                 **summarise(np.array([predictor.predict_ms(a) for a in validation]), truth).to_dict()}
                for scheme, seed, count, predictor in predictors]

@@ -114,9 +114,9 @@ def table_draw(meta: LutMeta, seed: int = 0) -> dict[str, Any]:
     return meta.calibration_draw or {"scheme": "independent", "seed": seed}
 
 
-def shrunk_mask(archs: list[str], meta: LutMeta, seed: int = 0) -> np.ndarray:
+def shrunk_mask(archs: list[str], meta: LutMeta) -> np.ndarray:
     """Which of a table's calibration networks (JSON, in table order) are shrunk draws."""
-    draw = table_draw(meta, seed)
+    draw = table_draw(meta)
     shape = (meta.family, meta.resolution, meta.num_classes)
     if draw["scheme"] == "independent":  # any draw's shrunk form: run 28 shrank every third, others every other
         shrunk = {independent_draw(*shape, draw["seed"], i)[1] for i in range(len(archs))}
@@ -126,10 +126,9 @@ def shrunk_mask(archs: list[str], meta: LutMeta, seed: int = 0) -> np.ndarray:
     return np.array([a in names for a in archs], dtype=bool)
 
 
-def calibration_weights(rows: list[dict[str, Any]], meta: LutMeta, seed: int = 0) -> np.ndarray:
+def calibration_weights(rows: list[dict[str, Any]], meta: LutMeta) -> np.ndarray:
     """The fit's weight of each calibration network (model rows, in table order): the
-    shrunk ones count ``SHRUNK_WEIGHT`` (``seed``: of a table that does not record its
-    draw, :func:`table_draw`).
+    shrunk ones count ``SHRUNK_WEIGHT``.
 
     Why less than the members: the validation networks, and most networks a search
     prices, are members, and on the 12 stored 32 px tables of runs 25-27 the fit with the
@@ -138,7 +137,7 @@ def calibration_weights(rows: list[dict[str, Any]], meta: LutMeta, seed: int = 0
     worse (``benchmarks/calibration_mix.py``). Shrinking only every third network
     instead (run 28) left the shrunk ones 5.9% off where twenty of them were 3.5-4.3%."""
     archs = [r["arch"] for r in rows if r["kind"] == "model"]
-    return np.where(shrunk_mask(archs, meta, seed), SHRUNK_WEIGHT, 1.0)
+    return np.where(shrunk_mask(archs, meta), SHRUNK_WEIGHT, 1.0)
 
 
 def plan_jobs(family: str, resolution: int, num_classes: int, calibration_models: int, seed: int,
