@@ -32,14 +32,16 @@ from probe_choice import spread_pct  # a sibling script: benchmarks/ is on the p
 
 def repeatability(predictor: LatencyPredictor, runs: int = 5) -> pd.DataFrame:
     """The base network measured end to end (as every figure: the median of its windows)
-    in ``runs`` separate agent runs: probe-corrected, raw, and the probe's level."""
+    in ``runs`` separate agent runs: probe-corrected, raw, the probe's level, and how many
+    windows the run took."""
     meta = predictor.meta
     arch = build(meta.family, resolution=meta.resolution, num_classes=meta.num_classes)
     found = []
     for _ in range(runs):
         with predictor.make_agent() as agent:
-            m = median_window(measure_in_windows(agent, [arch], probe=predictor.probe())[0])
-        found.append({"ms": m.median_ms, "raw_ms": m.raw_ms, "probe_ms": m.probe_ms})
+            windows = measure_in_windows(agent, [arch], probe=predictor.probe())[0]
+        m = median_window(windows)
+        found.append({"ms": m.median_ms, "raw_ms": m.raw_ms, "probe_ms": m.probe_ms, "windows": len(windows)})
     return pd.DataFrame(found)
 
 

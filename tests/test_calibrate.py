@@ -15,7 +15,7 @@ from hwadapt.lut.validate import sample_archs
 
 FAMILY, RESOLUTION = "mobilenet_v2", 32
 OVERHEAD_MS = 0.02
-DRAW = {"scheme": "balanced", "count": 30, "seed": 0}  # how calibration_archs(..., 30, seed=0) draws
+DRAW = {"scheme": "balanced", "count": 30, "seed": 0, "shrunk": 9}  # how calibration_archs(..., 30, seed=0) draws
 
 
 def standalone_ms(op) -> float:
@@ -51,13 +51,13 @@ def test_shrunk_calibration_networks_weigh_less_and_members_are_priced_closer():
     """Where the shrunk networks cost 10% more than the members' model says, the fit at
     SHRUNK_WEIGHT prices the members closer than a fit counting every network alike."""
     grid, periods = grid_settings(FAMILY), GridPeriods.of(grid_settings(FAMILY))
-    archs = calibration_archs(FAMILY, RESOLUTION, 10, 30, seed=0)
+    drawn = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0)
     rows = [{**op_row_key(op), "ms": standalone_ms(op)}
             for cls in shape_classes(FAMILY, RESOLUTION, 10, grid) for op in cls.ops()]
-    rows += [{**model_row_key(a), "ms": network_ms(a, 0.01) * (1.1 if i % 2 else 1.0)} for i, a in enumerate(archs)]
+    rows += [{**model_row_key(a), "ms": network_ms(a, 0.01) * (1.1 if shrunk else 1.0)} for a, shrunk in drawn]
     meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, grid=grid, calibration_draw=DRAW)
     weights = calibration_weights(rows, meta)
-    assert SHRUNK_WEIGHT == 0.5 and weights.tolist() == [1.0] + [0.5, 1.0] * 14 + [0.5]
+    assert SHRUNK_WEIGHT == 0.5 and weights.tolist() == [1.0] * 21 + [0.5] * 9
     members = sample_archs(FAMILY, RESOLUTION, 10, 12, seed=1)
 
     def members_error(fit_weights) -> float:
@@ -100,16 +100,22 @@ def test_spilled_weights_ramp_up_to_the_cache_size():
     assert spilled_mb(op, 8 * mb, None) == 0.0
 
 
-def test_shrunk_networks_are_told_apart_in_balanced_and_older_independent_tables():
-    """A table records how its calibration set was drawn; one without the record (built
-    before balanced sets) is read as independent draws, so its refit weighs the same
-    networks as its build did."""
+def test_shrunk_networks_are_told_apart_in_balanced_and_older_tables():
+    """A table records how its calibration set was drawn, and its refit weighs the same
+    networks as its build did: one without the record (built before balanced sets) is
+    read as independent draws, every other one shrunk; a balanced one without a shrunk
+    count (run 30) as half of them shrunk."""
     balanced = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0)
+    half_shrunk = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0, shrunk=15)
     independent = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0, scheme="independent")
-    for drawn, record in ((balanced, DRAW), (independent, {})):
+    run30_record = {key: DRAW[key] for key in ("scheme", "count", "seed")}
+    cases = ((balanced, DRAW, [False] * 21 + [True] * 9), (half_shrunk, run30_record, [False] * 15 + [True] * 15),
+             (independent, {}, [False] + [True, False] * 14 + [True]))
+    for drawn, record, flags in cases:
         meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, calibration_draw=record)
-        assert shrunk_mask([a.to_json(indent=None) for a, _ in drawn], meta).tolist() == [s for _, s in drawn]
-        assert [s for _, s in drawn] == [False] + [True, False] * 14 + [True]
+        assert [s for _, s in drawn] == flags
+        assert shrunk_mask([a.to_json(indent=None) for a, _ in drawn], meta).tolist() == flags
+    assert len({a.to_json() for a, _ in balanced}) == 30
     assert not {a.to_json() for a, _ in balanced[1:]} & {a.to_json() for a, _ in independent[1:]}
     with pytest.raises(LutError, match="unknown calibration scheme"):
         calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0, scheme="sobol")

@@ -42,6 +42,7 @@ PROBE_SCALED_COLUMNS = ("ms", "p10_ms", "p90_ms", "std_ms")  # on the probe's ti
 CALIBRATION_STREAM = 0  # validation samples use another stream of the same seed
 CALIBRATION_SCHEMES = ("balanced", "independent")
 SHRUNK_WEIGHT = 0.5  # of a shrunk calibration network in the fit (a member's: 1)
+CALIBRATION_MODELS = 60  # whole networks a table measures: the base, 40 members, 19 shrunk (40 until run 30)
 
 
 @dataclass(frozen=True)
@@ -78,15 +79,28 @@ def independent_draw(family: str, resolution: int, num_classes: int, seed: int, 
     return member, random_widths(member, rng, low=0.0)
 
 
+def default_shrunk(count: int) -> int:
+    """How many of ``count`` calibration networks a new table shrinks: a third of those
+    drawn (the rest, and the base network, are members of the space).
+
+    Why not half, as tables until run 30 did: refitted on their networks re-measured
+    beside the validation networks, four 32 px tables of 20 members and 20 shrunk networks
+    priced the validation networks 1.0-2.2% low (LiteRT; ONNX Runtime V2 1.2%), and 0.3-1.2%
+    low with 20 more members (benchmarks README, "More members")."""
+    return (count - 1) // 3
+
+
 def calibration_set(family: str, resolution: int, num_classes: int, count: int, seed: int,
-                    scheme: str = "balanced") -> list[tuple[Arch, bool]]:
-    """The calibration networks and whether each is shrunk: the base network, then members
-    of the family's space and shrunk networks in turn (members with any width cut down to
-    8 channels), so the fit holds where NetAdapt goes.
+                    scheme: str = "balanced", shrunk: int | None = None) -> list[tuple[Arch, bool]]:
+    """The ``count`` calibration networks and whether each is shrunk: the base network,
+    members of the family's space, and ``shrunk`` networks (None: :func:`default_shrunk`)
+    that are members with any width cut down to 8 channels, so the fit holds where
+    NetAdapt goes.
 
     ``scheme``: ``"balanced"`` draws the members together so that they cover the space
     evenly (:meth:`Space.sample_many`), and the networks to shrink likewise;
-    ``"independent"``: each member drawn on its own (:func:`independent_draw`)."""
+    ``"independent"``: each member drawn on its own (:func:`independent_draw`; every
+    other network shrunk, ``shrunk`` ignored)."""
     if scheme not in CALIBRATION_SCHEMES:
         raise LutError(f"unknown calibration scheme {scheme!r}; expected one of {', '.join(CALIBRATION_SCHEMES)}")
     drawn = count - 1
@@ -94,24 +108,29 @@ def calibration_set(family: str, resolution: int, num_classes: int, count: int, 
         pairs = [independent_draw(family, resolution, num_classes, seed, i) for i in range(drawn)]
         rest = [(member, False) if i % 2 else (shrunk, True) for i, (member, shrunk) in enumerate(pairs)]
     else:
+        shrunk = default_shrunk(count) if shrunk is None else shrunk
         space, rng = family_space(family), np.random.default_rng([seed, CALIBRATION_STREAM])
-        members = space.sample_many(resolution, num_classes, drawn // 2, rng)
-        to_shrink = space.sample_many(resolution, num_classes, drawn - drawn // 2, rng)
-        shrunk = [random_widths(arch, rng, low=0.0) for arch in to_shrink]
-        rest = [(members[i // 2], False) if i % 2 else (shrunk[i // 2], True) for i in range(drawn)]
+        members = space.sample_many(resolution, num_classes, drawn - shrunk, rng)
+        to_shrink = space.sample_many(resolution, num_classes, shrunk, rng)
+        rest = [(arch, False) for arch in members] + [(random_widths(arch, rng, low=0.0), True) for arch in to_shrink]
     base = build(family, resolution=resolution, num_classes=num_classes)
-    return [(base, False), *rest][:count]
+    return [(base, False), *rest]
 
 
 def calibration_archs(family: str, resolution: int, num_classes: int, count: int, seed: int,
-                      scheme: str = "balanced") -> list[Arch]:
+                      scheme: str = "balanced", shrunk: int | None = None) -> list[Arch]:
     """The networks of :func:`calibration_set`."""
-    return [arch for arch, _ in calibration_set(family, resolution, num_classes, count, seed, scheme)]
+    return [arch for arch, _ in calibration_set(family, resolution, num_classes, count, seed, scheme, shrunk)]
 
 
 def table_draw(meta: LutMeta, seed: int = 0) -> dict[str, Any]:
-    """How a table's calibration set was drawn (tables without the record: independently, ``seed``)."""
-    return meta.calibration_draw or {"scheme": "independent", "seed": seed}
+    """How a table's calibration set was drawn: its sidecar's record (tables without one:
+    independently, ``seed``; balanced ones of run 30, without a ``shrunk`` count: half
+    of the drawn networks shrunk)."""
+    draw = meta.calibration_draw or {"scheme": "independent", "seed": seed}
+    if draw["scheme"] == "balanced" and "shrunk" not in draw:
+        return {**draw, "shrunk": (draw["count"] - 1) - (draw["count"] - 1) // 2}
+    return draw
 
 
 def shrunk_mask(archs: list[str], meta: LutMeta) -> np.ndarray:
@@ -121,7 +140,8 @@ def shrunk_mask(archs: list[str], meta: LutMeta) -> np.ndarray:
     if draw["scheme"] == "independent":  # any draw's shrunk form: run 28 shrank every third, others every other
         shrunk = {independent_draw(*shape, draw["seed"], i)[1] for i in range(len(archs))}
     else:
-        shrunk = {arch for arch, is_shrunk in calibration_set(*shape, draw["count"], draw["seed"]) if is_shrunk}
+        shrunk = {arch for arch, is_shrunk in calibration_set(*shape, draw["count"], draw["seed"], shrunk=draw["shrunk"])
+                  if is_shrunk}
     names = {arch.to_json(indent=None) for arch in shrunk}
     return np.array([a in names for a in archs], dtype=bool)
 
@@ -141,11 +161,11 @@ def calibration_weights(rows: list[dict[str, Any]], meta: LutMeta) -> np.ndarray
 
 
 def plan_jobs(family: str, resolution: int, num_classes: int, calibration_models: int, seed: int,
-              grid: dict[str, int] | None = None, scheme: str = "balanced") -> list[Job]:
+              grid: dict[str, int] | None = None, scheme: str = "balanced", shrunk: int | None = None) -> list[Job]:
     jobs = [Job(row_key(op_row_key(op)), op=op)
             for cls in shape_classes(family, resolution, num_classes, grid) for op in cls.ops()]
     jobs += [Job(row_key(model_row_key(a)), arch=a)
-             for a in calibration_archs(family, resolution, num_classes, calibration_models, seed, scheme)]
+             for a in calibration_archs(family, resolution, num_classes, calibration_models, seed, scheme, shrunk)]
     unique = {job.key: job for job in jobs}  # a random draw can repeat a network: measure it once
     return list(unique.values())
 
@@ -206,7 +226,7 @@ def _start(agent: DeviceAgent, path: Path, meta: LutMeta) -> tuple[LutMeta, list
 
 
 def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | Path, *,
-              num_classes: int = 10, calibration_models: int = 40, seed: int = 0,
+              num_classes: int = 10, calibration_models: int = CALIBRATION_MODELS, seed: int = 0,
               plan: MeasurePlan | None = None, batch_size: int = 12, show_progress: bool = True,
               grid: dict[str, int] | None = None) -> LutMeta:
     """Measure (or finish measuring) the LUT of ``family`` at ``resolution`` on ``agent``
@@ -215,14 +235,15 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
     probe = default_probe(resolution)
     fresh = LutMeta(family, resolution, num_classes, agent.backend, target_fingerprint(agent, plan),
                     probe.arch.to_dict(), grid={**grid_settings(family, agent.backend), **(grid or {})},
-                    calibration_draw={"scheme": "balanced", "count": calibration_models, "seed": seed})
+                    calibration_draw={"scheme": "balanced", "count": calibration_models, "seed": seed,
+                                      "shrunk": default_shrunk(calibration_models)})
     meta, rows = _start(agent, path, fresh)
     meta.grid = fresh.grid  # the jobs below are planned on the current grid
     # a resumed table keeps its own calibration set
     meta.calibration_draw = draw = {"count": calibration_models, **table_draw(meta, seed)}
     done = {row_key(r) for r in rows}
     jobs = [j for j in plan_jobs(family, resolution, num_classes, draw["count"], draw["seed"], meta.grid,
-                                 draw["scheme"]) if j.key not in done]
+                                 draw["scheme"], draw.get("shrunk")) if j.key not in done]
     random.Random(seed).shuffle(jobs)
     journal = Journal(path)
     try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,12 @@ MIN_KEPT = 3  # the probe gate sets windows aside only while at least this many 
 SETTLE_PCT = 5.0
 GATE_PCT = 4.0  # windows whose probe ran further than this from its reference are set aside
 BATCH_SIZE = 8  # networks measured together in one window
+# past MAX_WINDOWS, a network with fewer than MIN_KEPT windows inside the probe gate gets one
+# more window every PAUSE_S for up to PATIENCE_S (per call): the host's slow stretches last
+# seconds, and one agent run can fall wholly inside one (run 30, LiteRT V1 32 px: the probe
+# 14-19% slow in every window of two of five runs)
+PATIENCE_S = 30.0
+PAUSE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ def measure_in_windows(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence
                        plan: MeasurePlan | None = None, probe: Probe | None = None, windows: int = WINDOWS,
                        batch_size: int = BATCH_SIZE, on_batch: Callable[[int, int], None] | None = None,
                        max_windows: int = MAX_WINDOWS, settle_pct: float = SETTLE_PCT,
-                       gate_pct: float | None = GATE_PCT) -> list[list[Measurement]]:
+                       gate_pct: float | None = GATE_PCT, patience_s: float = PATIENCE_S) -> list[list[Measurement]]:
     """Each architecture's measurements in separate windows (batches of ``batch_size``, in
     reverse order on alternate windows); take :func:`median_window` (with the same
     ``gate_pct``).
@@ -78,10 +85,12 @@ def measure_in_windows(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence
     ran slow reads every network 5-15% fast (run 9). Every network gets ``windows``; one
     with fewer than ``windows`` inside the probe gate (:func:`kept_windows`), or whose
     kept windows beside the median still disagree by more than ``settle_pct``, gets two
-    more, up to ``max_windows``. ``on_batch(done, planned)`` counts measurements."""
+    more, up to ``max_windows``. Past that, one with fewer than ``MIN_KEPT`` inside the
+    gate gets one more every ``PAUSE_S``, for up to ``patience_s`` seconds (in all, per
+    call), waiting out a slow stretch. ``on_batch(done, planned)`` counts measurements."""
     archs, nets = list(archs), list(nets) if nets is not None else [None] * len(archs)
     by_arch: list[list[Measurement]] = [[] for _ in archs]
-    pending, index, planned = list(range(len(archs))), 0, windows * len(archs)
+    pending, index, planned, deadline = list(range(len(archs))), 0, windows * len(archs), None
     while pending:
         batches = [pending[start:start + batch_size] for start in range(0, len(pending), batch_size)]
         for batch in (batches if index % 2 == 0 else batches[::-1]):
@@ -91,9 +100,14 @@ def measure_in_windows(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence
             if on_batch:
                 on_batch(sum(map(len, by_arch)), planned)
         index += 1
-        if index >= windows and (index - windows) % 2 == 0:
-            pending = [i for i in pending if index < max_windows
-                       and not _done(by_arch[i], windows, settle_pct, gate_pct)]
+        if index >= max_windows:
+            deadline = deadline or time.monotonic() + patience_s
+            pending = [i for i in pending if _starved(by_arch[i], gate_pct) and time.monotonic() < deadline]
+            planned += len(pending)
+            if pending:
+                time.sleep(PAUSE_S)
+        elif index >= windows and (index - windows) % 2 == 0:
+            pending = [i for i in pending if not _done(by_arch[i], windows, settle_pct, gate_pct)]
             planned += 2 * len(pending)
     return by_arch
 
@@ -101,6 +115,10 @@ def measure_in_windows(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence
 def _done(found: Sequence[Measurement], windows: int, settle_pct: float, gate_pct: float | None) -> bool:
     within = _within_gate(found, gate_pct)
     return len(within) >= windows and settled([m.median_ms for m in within], settle_pct)
+
+
+def _starved(found: Sequence[Measurement], gate_pct: float | None) -> bool:
+    return gate_pct is not None and len(_within_gate(found, gate_pct)) < MIN_KEPT
 
 
 def _within_gate(found: Sequence[Measurement], gate_pct: float | None) -> list[Measurement]:
@@ -150,6 +168,6 @@ def window_spread_pct(windows: Sequence[Measurement]) -> float:
     return (max(levels) - min(levels)) / median_window(windows).median_ms * 100
 
 
-__all__ = ["BATCH_SIZE", "GATE_PCT", "MAX_WINDOWS", "MIN_KEPT", "WINDOWS", "MeasurePlan", "Measurement", "Probe", "default_probe",
+__all__ = ["BATCH_SIZE", "GATE_PCT", "MAX_WINDOWS", "MIN_KEPT", "PATIENCE_S", "WINDOWS", "MeasurePlan", "Measurement", "Probe", "default_probe",
            "kept_windows", "lower_envelope", "measure_arch", "measure_archs", "measure_in_windows", "measure_paths", "median_level",
            "median_window", "settled", "target_fingerprint", "window_spread_pct"]
