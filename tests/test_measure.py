@@ -143,28 +143,45 @@ def test_windows_whose_probe_strayed_are_measured_again_and_set_aside(monkeypatc
     assert window(2.0, probe_ms=1.3).probe_deviation_pct() == 0.0  # on its own probe's time base
 
 
+class FakeClock:
+    """Time that passes only while a window is measured."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+
 def test_a_slow_stretch_is_waited_out_past_max_windows(monkeypatch):
-    """Where every window so far had its probe out of the gate, windows go on past
-    MAX_WINDOWS (one per pause, up to the patience) until MIN_KEPT are inside it."""
+    """Where the probe was out of the gate in nearly every window, windows go on past
+    MAX_WINDOWS until MIN_KEPT are inside it, for as long as the call had taken (at most
+    the patience)."""
     import hwadapt.measure as measure
 
-    levels = [1.15] * 9 + [1.0] * 5
-    taken = []
+    clock, taken = FakeClock(), []
 
     def fake_measure(agent, archs, nets=None, plan=None, probe=None):
+        clock.now += 1.0  # a window takes a second
         probe_ms = levels[len(taken)]
         taken.append(probe_ms)
         return [window(2.0 * (1 + (probe_ms - 1) / 2) / probe_ms, probe_ms=probe_ms, reference_ms=1.0) for _ in archs]
 
     monkeypatch.setattr(measure, "measure_archs", fake_measure)
-    monkeypatch.setattr(measure, "PAUSE_S", 0.0)
+    monkeypatch.setattr(measure, "time", clock)
     arch, probe = build("mobilenet_v1", width=0.25, resolution=32, num_classes=10), measure.Probe(None, 1.0)
+    levels = [1.15] * 8 + [1.0] * 6
     [waited] = measure.measure_in_windows(FakeAgent(), [arch], probe=probe)
-    assert len(waited) == 12 and measure.MAX_WINDOWS == 7  # 9 strayed, then the 3 it needs
+    assert len(waited) == 11 and measure.MAX_WINDOWS == 7  # 8 strayed, then the 3 it needs
     assert measure.median_window(waited).median_ms == pytest.approx(2.0)
+    for patience_s, count in ((0.0, 7), (3.0, 10)):  # no patience; 3 s: only two inside by then
+        taken.clear()
+        [impatient] = measure.measure_in_windows(FakeAgent(), [arch], probe=probe, patience_s=patience_s)
+        assert len(impatient) == count and measure.median_window(impatient).median_ms == pytest.approx(1.87, rel=1e-2)
+    levels = [1.15] * 30
     taken.clear()
-    [impatient] = measure.measure_in_windows(FakeAgent(), [arch], probe=probe, patience_s=0.0)
-    assert len(impatient) == 7 and measure.median_window(impatient).median_ms == pytest.approx(1.87, rel=1e-2)
+    clock.now = 0.0  # a stretch that does not end: it waits as long as the seven windows took
+    assert len(measure.measure_in_windows(FakeAgent(), [arch], probe=probe)[0]) == 14 and clock.now == 14.0
 
 
 def test_real_sessions_rank_models_by_size():

@@ -83,10 +83,11 @@ def default_shrunk(count: int) -> int:
     """How many of ``count`` calibration networks a new table shrinks: a third of those
     drawn (the rest, and the base network, are members of the space).
 
-    Why not half, as tables until run 30 did: refitted on their networks re-measured
-    beside the validation networks, four 32 px tables of 20 members and 20 shrunk networks
-    priced the validation networks 1.0-2.2% low (LiteRT; ONNX Runtime V2 1.2%), and 0.3-1.2%
-    low with 20 more members (benchmarks README, "More members")."""
+    Why not half, as tables until run 30 did: refitted on their own networks measured
+    again beside the validation networks, four 32 px tables (19 members, 20 shrunk)
+    priced held-out validation networks 1.0-2.2% low on LiteRT and 1.1% low on ONNX
+    Runtime's MobileNetV2, and 0.3-1.2% and 0.5% low with 20 more members
+    (``benchmarks/calibration_remeasure.py``)."""
     return (count - 1) // 3
 
 

@@ -24,12 +24,12 @@ MIN_KEPT = 3  # the probe gate sets windows aside only while at least this many 
 SETTLE_PCT = 5.0
 GATE_PCT = 4.0  # windows whose probe ran further than this from its reference are set aside
 BATCH_SIZE = 8  # networks measured together in one window
-# past MAX_WINDOWS, a network with fewer than MIN_KEPT windows inside the probe gate gets one
-# more window every PAUSE_S for up to PATIENCE_S (per call): the host's slow stretches last
-# seconds, and one agent run can fall wholly inside one (run 30, LiteRT V1 32 px: the probe
-# 14-19% slow in every window of two of five runs)
+# past MAX_WINDOWS, a network with fewer than MIN_KEPT windows inside the probe gate gets
+# more windows for as long as the call has taken so far, at most PATIENCE_S: the host's
+# slow stretches last seconds, and one agent run can fall wholly inside one (run 30,
+# LiteRT V1 32 px: the probe 14-19% slow in every window of two of five runs), while a
+# call at most doubles its time waiting
 PATIENCE_S = 30.0
-PAUSE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,11 +86,12 @@ def measure_in_windows(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence
     with fewer than ``windows`` inside the probe gate (:func:`kept_windows`), or whose
     kept windows beside the median still disagree by more than ``settle_pct``, gets two
     more, up to ``max_windows``. Past that, one with fewer than ``MIN_KEPT`` inside the
-    gate gets one more every ``PAUSE_S``, for up to ``patience_s`` seconds (in all, per
-    call), waiting out a slow stretch. ``on_batch(done, planned)`` counts measurements."""
+    gate gets more, waiting out a slow stretch, for as long as the call took until then
+    and at most ``patience_s``. ``on_batch(done, planned)`` counts measurements."""
     archs, nets = list(archs), list(nets) if nets is not None else [None] * len(archs)
     by_arch: list[list[Measurement]] = [[] for _ in archs]
     pending, index, planned, deadline = list(range(len(archs))), 0, windows * len(archs), None
+    started = time.monotonic()
     while pending:
         batches = [pending[start:start + batch_size] for start in range(0, len(pending), batch_size)]
         for batch in (batches if index % 2 == 0 else batches[::-1]):
@@ -101,11 +102,10 @@ def measure_in_windows(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence
                 on_batch(sum(map(len, by_arch)), planned)
         index += 1
         if index >= max_windows:
-            deadline = deadline or time.monotonic() + patience_s
-            pending = [i for i in pending if _starved(by_arch[i], gate_pct) and time.monotonic() < deadline]
+            now = time.monotonic()
+            deadline = deadline or now + min(patience_s, now - started)
+            pending = [i for i in pending if _starved(by_arch[i], gate_pct) and now < deadline]
             planned += len(pending)
-            if pending:
-                time.sleep(PAUSE_S)
         elif index >= windows and (index - windows) % 2 == 0:
             pending = [i for i in pending if not _done(by_arch[i], windows, settle_pct, gate_pct)]
             planned += 2 * len(pending)
