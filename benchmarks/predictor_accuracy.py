@@ -9,6 +9,9 @@ networks: the host's noise during the cell). Prints a table; writes CSV (the sum
 per cell its validation measurements and its 5 repeat runs) and PNG.
 
     python benchmarks/predictor_accuracy.py --out benchmarks/results/predictor_accuracy
+
+``--repeat-only DIR`` runs the repeatability check alone, on the tables an earlier run
+left in DIR (``repeat_summary.csv`` and the per-cell repeat CSVs go to ``--out``).
 """
 from __future__ import annotations
 
@@ -67,6 +70,20 @@ def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path
             "window_spread_pct": float(rows["pass_spread_pct"].median())}
 
 
+def repeat_cells(tables: Path, out: Path, cells: list[tuple[str, int, str]]) -> None:
+    """The repeatability check alone, on the stored table of every cell."""
+    results = []
+    for backend, resolution, family in cells:
+        stem = f"{backend}_{family}_{resolution}"
+        repeats = repeatability(LatencyPredictor.load(tables / f"{stem}.parquet"))
+        repeats.to_csv(out / f"{stem}.repeat.csv", index=False)
+        results.append({"backend": backend, "family": family, "resolution": resolution,
+                        "repeat_spread_pct": spread_pct(repeats["ms"]), "raw_repeat_spread_pct": spread_pct(repeats["raw_ms"]),
+                        "max_windows": int(repeats["windows"].max())})
+        print(pd.DataFrame(results[-1:]).to_string(index=False), flush=True)
+    pd.DataFrame(results).to_csv(out / "repeat_summary.csv", index=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/predictor_accuracy"))
@@ -74,14 +91,18 @@ def main() -> None:
     parser.add_argument("--backends", default="ort-cpu,litert-cpu")
     parser.add_argument("--families", default="mobilenet_v1,mobilenet_v2")
     parser.add_argument("--resolutions", default="32,224")
+    parser.add_argument("--repeat-only", type=Path, metavar="DIR", help="repeatability alone, on the tables in DIR")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    cells = [(backend, resolution, family) for backend in args.backends.split(",")
+             for resolution in map(int, args.resolutions.split(",")) for family in args.families.split(",")]
+    if args.repeat_only:
+        repeat_cells(args.repeat_only, args.out, cells)
+        return
     results = []
-    for backend in args.backends.split(","):
-        for resolution in map(int, args.resolutions.split(",")):
-            for family in args.families.split(","):
-                results.append(run_cell(backend, family, resolution, args.samples, args.out))
-                print(pd.DataFrame(results[-1:]).to_string(index=False), flush=True)
+    for backend, resolution, family in cells:
+        results.append(run_cell(backend, family, resolution, args.samples, args.out))
+        print(pd.DataFrame(results[-1:]).to_string(index=False), flush=True)
     frame = pd.DataFrame(results)
     frame.to_csv(args.out / "summary.csv", index=False)
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
