@@ -103,7 +103,8 @@ def measure_in_windows(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence
         index += 1
         if index >= max_windows:
             now = time.monotonic()
-            deadline = deadline or now + min(patience_s, now - started)
+            if deadline is None:
+                deadline = now + min(patience_s, now - started)
             pending = [i for i in pending if _starved(by_arch[i], gate_pct) and now < deadline]
             planned += len(pending)
         elif index >= windows and (index - windows) % 2 == 0:
