@@ -58,12 +58,13 @@ def measure_pool(predictor: LatencyPredictor, archs: list[Arch]) -> np.ndarray:
 
 
 def fitted(meta: LutMeta, frame: pd.DataFrame, lookup: OpLookup, archs: list[Arch],
-           measured: np.ndarray) -> LatencyPredictor:
-    """The table's op rows (``lookup``: theirs) calibrated on ``archs`` alone."""
+           measured: np.ndarray, weights: np.ndarray | None = None) -> LatencyPredictor:
+    """The table's op rows (``lookup``: theirs) calibrated on ``archs`` alone (``weights``:
+    each network's in the fit; None: all alike)."""
     ops = frame[frame["kind"] != "model"]
     models = pd.DataFrame({"kind": "model", "arch": [a.to_json(indent=None) for a in archs], "ms": measured})
     rows = pd.concat([ops, models], ignore_index=True)
-    calibration = fit_calibration(rows.to_dict("records"), meta.periods)
+    calibration = fit_calibration(rows.to_dict("records"), meta.periods, weights=weights)
     return LatencyPredictor(replace(meta, calibration=calibration), lookup)
 
 

@@ -22,7 +22,6 @@ Prints a table, writes ``networks.csv``, ``drift.csv``, ``fits.csv`` and ``fits.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +30,12 @@ import pandas as pd
 from device_agents import make_agent
 from hwadapt.arch.families import build
 from hwadapt.arch.spec import Arch
-from hwadapt.lut.calibrate import fit_calibration
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import SHRUNK_WEIGHT, build_lut, shrunk_mask
 from hwadapt.lut.store import LutMeta, load_lut
 from hwadapt.lut.validate import sample_archs
-from hwadapt.measure import measure_in_windows, median_window
+from calibration_draws import fitted, measure_pool  # a sibling script: benchmarks/ is on the path
 
 SAMPLES = 40
 
@@ -65,25 +63,12 @@ def table_networks(meta: LutMeta, frame: pd.DataFrame) -> pd.DataFrame:
                          "stored_ms": [*models["ms"], *[np.nan] * len(validation)]})
 
 
-def measure_now(predictor: LatencyPredictor, archs: list[str]) -> np.ndarray:
-    """Every network's figure, all measured together in shuffled batches."""
-    order = np.random.default_rng(0).permutation(len(archs))
-    with predictor.make_agent() as agent:
-        predictor.check_target(agent)
-        found = measure_in_windows(agent, [Arch.from_json(archs[i]) for i in order], probe=predictor.probe())
-    measured = np.empty(len(archs))
-    measured[order] = [median_window(windows).median_ms for windows in found]
-    return measured
-
-
 def refit(meta: LutMeta, frame: pd.DataFrame, lookup: OpLookup, parts: list[tuple[pd.DataFrame, float]],
           column: str) -> LatencyPredictor:
     """The table's op rows calibrated on ``parts`` (networks and the weight of each part)."""
     chosen = pd.concat([networks for networks, _ in parts])
     weights = np.concatenate([np.full(len(networks), weight) for networks, weight in parts])
-    models = pd.DataFrame({"kind": "model", "arch": chosen["arch"], "ms": chosen[column]})
-    rows = pd.concat([frame[frame["kind"] != "model"], models], ignore_index=True).to_dict("records")
-    return LatencyPredictor(replace(meta, calibration=fit_calibration(rows, meta.periods, weights=weights)), lookup)
+    return fitted(meta, frame, lookup, [Arch.from_json(a) for a in chosen["arch"]], chosen[column].to_numpy(), weights)
 
 
 def errors(predictor: LatencyPredictor, networks: pd.DataFrame) -> np.ndarray:
@@ -153,7 +138,8 @@ def main() -> None:
         for table in [*args.tables, *(build_table(spec, args.out, args.calibration_models) for spec in args.build)]:
             meta, frame = load_lut(table)
             networks = table_networks(meta, frame)
-            networks["measured_ms"] = measure_now(LatencyPredictor.load(table), list(networks["arch"]))
+            networks["measured_ms"] = measure_pool(LatencyPredictor.load(table),
+                                                   [Arch.from_json(a) for a in networks["arch"]])
             per_table[table] = networks.assign(table=table.stem)
         measured = pd.concat(per_table.values(), ignore_index=True)
         measured.to_csv(args.out / "networks.csv", index=False)

@@ -48,6 +48,11 @@ def repeatability(predictor: LatencyPredictor, runs: int = 5) -> pd.DataFrame:
     return pd.DataFrame(found)
 
 
+def repeat_figures(repeats: pd.DataFrame) -> dict[str, float]:
+    """How far the repeat runs of :func:`repeatability` spread, probe-corrected and raw."""
+    return {"repeat_spread_pct": spread_pct(repeats["ms"]), "raw_repeat_spread_pct": spread_pct(repeats["raw_ms"])}
+
+
 def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path) -> dict:
     lut = out / f"{backend}_{family}_{resolution}.parquet"
     start = time.perf_counter()
@@ -65,8 +70,7 @@ def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path
     repeats.to_csv(out / f"{lut.stem}.repeat.csv", index=False)
     return {"backend": backend, "family": family, "resolution": resolution, **report.to_dict(),
             "naive_within_10pct": naive.within_10pct, "naive_mape": naive.mape, "naive_bias_pct": naive.bias_pct,
-            "lut_build_s": round(build_s, 1), "repeat_spread_pct": spread_pct(repeats["ms"]),
-            "raw_repeat_spread_pct": spread_pct(repeats["raw_ms"]),
+            "lut_build_s": round(build_s, 1), **repeat_figures(repeats),
             "window_spread_pct": float(rows["pass_spread_pct"].median())}
 
 
@@ -77,8 +81,7 @@ def repeat_cells(tables: Path, out: Path, cells: list[tuple[str, int, str]]) -> 
         stem = f"{backend}_{family}_{resolution}"
         repeats = repeatability(LatencyPredictor.load(tables / f"{stem}.parquet"))
         repeats.to_csv(out / f"{stem}.repeat.csv", index=False)
-        results.append({"backend": backend, "family": family, "resolution": resolution,
-                        "repeat_spread_pct": spread_pct(repeats["ms"]), "raw_repeat_spread_pct": spread_pct(repeats["raw_ms"]),
+        results.append({"backend": backend, "family": family, "resolution": resolution, **repeat_figures(repeats),
                         "max_windows": int(repeats["windows"].max())})
         print(pd.DataFrame(results[-1:]).to_string(index=False), flush=True)
     pd.DataFrame(results).to_csv(out / "repeat_summary.csv", index=False)
