@@ -13,7 +13,8 @@ from hwadapt.arch import Arch, build, random_widths
 from hwadapt.cli.main import app
 from hwadapt.lut.outliers import window_levels
 from hwadapt.lut.predictor import LatencyPredictor, LutMismatchError
-from hwadapt.lut.profile import build_lut, plan_jobs
+from hwadapt.lut import profile
+from hwadapt.lut.profile import Job, build_lut, default_calibration_models, plan_jobs
 from hwadapt.lut.store import LutError, load_lut, row_key, save_lut
 from hwadapt.measure import MeasurePlan, Measurement, settled
 
@@ -261,3 +262,27 @@ def test_profile_takes_grid_overrides(tmp_path, tiny_family):
     planned = {job.key for job in plan_jobs(tiny_family, 16, 10, 3, 0, meta.grid)}
     assert {row_key(r) for r in frame.to_dict("records")} == planned
     assert len(planned) < len(plan_jobs(tiny_family, 16, 10, 3, 0))
+
+
+def test_calibration_count_follows_the_input_side(tmp_path, tiny_family, monkeypatch):
+    """Without a count, a table measures the resolution's default number of networks
+    (fewer for large inputs, whose windows cost the most) and records it."""
+    assert default_calibration_models(32) == profile.CALIBRATION_MODELS
+    assert default_calibration_models(224) == profile.LARGE_INPUT_MODELS < profile.CALIBRATION_MODELS
+    monkeypatch.setattr(profile, "LARGE_INPUT_PX", 16)
+    monkeypatch.setattr(profile, "LARGE_INPUT_MODELS", 4)
+    coarse = {"dense_until": 8, "points": 2, "period": 0, "input_period": 0}
+    with make_agent("ort-cpu") as agent:
+        meta = build_lut(agent, tiny_family, 16, tmp_path / "t.parquet", plan=FAST, show_progress=False, grid=coarse)
+    assert meta.calibration_draw["count"] == 4 and meta.calibration["models"] <= 4
+
+
+def test_a_network_file_is_written_once_per_build(tmp_path, tiny_family):
+    """A calibration network measured in several windows is exported once; an op's file
+    is its batch slot's."""
+    job = Job(("model",), arch=build(tiny_family, resolution=16, num_classes=10))
+    first = job.write(tmp_path, "onnx", 0)
+    stamp = first.stat().st_mtime_ns
+    assert job.write(tmp_path, "onnx", 5) == first and first.stat().st_mtime_ns == stamp
+    op_job = plan_jobs(tiny_family, 16, 10, 1, 0)[0]
+    assert op_job.write(tmp_path, "onnx", 3).name == "m3.onnx"

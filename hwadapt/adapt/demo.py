@@ -18,7 +18,7 @@ from hwadapt.arch import build
 from hwadapt.cli.common import console
 from hwadapt.data import load_dataset
 from hwadapt.lut.predictor import LatencyPredictor
-from hwadapt.lut.profile import CALIBRATION_MODELS, build_lut
+from hwadapt.lut.profile import build_lut
 from hwadapt.materialize.torch_net import Net
 from hwadapt.train import TrainConfig, fit, make_progress
 
@@ -30,7 +30,7 @@ class DemoSettings:
     epochs: int = 15
     budget_ratio: float = 0.5
     batch_size: int = 64
-    calibration_models: int = CALIBRATION_MODELS  # its shrunk networks matter: NetAdapt goes there
+    calibration_models: int | None = None  # the resolution's default; its shrunk networks matter: NetAdapt goes there
 
 
 def run_demo(settings: DemoSettings, out: Path, run_adapt, run_baseline) -> None:

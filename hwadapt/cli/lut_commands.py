@@ -10,7 +10,7 @@ from rich.table import Table
 
 from hwadapt.cli.common import console, friendly_errors, setup_logging
 from hwadapt.cli.main import app, lut_app
-from hwadapt.lut.profile import CALIBRATION_MODELS
+from hwadapt.lut.profile import CALIBRATION_MODELS, LARGE_INPUT_MODELS, LARGE_INPUT_PX
 
 
 class Backend(str, Enum):
@@ -29,7 +29,9 @@ def profile(
     out: Path = typer.Option(..., help="Output LUT (.parquet; a .json sidecar is written beside it)."),
     threads: int = typer.Option(1, help="Inference threads."),
     num_classes: int = typer.Option(10, help="Classifier outputs of the networks to price."),
-    calibration_models: int = typer.Option(CALIBRATION_MODELS, help="Whole random-width networks measured to calibrate."),
+    calibration_models: int | None = typer.Option(
+        None, help=f"Whole random-width networks measured to calibrate (default: {CALIBRATION_MODELS}; "
+                   f"{LARGE_INPUT_MODELS} from {LARGE_INPUT_PX} px)."),
     device: str = typer.Option(None, help="Android device: usb:SERIAL or tcp:HOST:PORT."),
     benchmark_binary: Path = typer.Option(None, help="benchmark_model binary to push to the phone."),
     energy_secs: float = typer.Option(0.0, help="Android: seconds of inference per row to read energy "

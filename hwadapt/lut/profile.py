@@ -7,6 +7,7 @@ key already in the table or the journal.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -43,6 +44,21 @@ CALIBRATION_STREAM = 0  # validation samples use another stream of the same seed
 CALIBRATION_SCHEMES = ("balanced", "independent")
 SHRUNK_WEIGHT = 0.5  # of a shrunk calibration network in the fit (a member's: 1)
 CALIBRATION_MODELS = 60  # whole networks a table measures: the base, 40 members, 19 shrunk (40 until run 30)
+LARGE_INPUT_PX = 128  # from this input side on, tables measure LARGE_INPUT_MODELS
+LARGE_INPUT_MODELS = 40
+
+
+def default_calibration_models(resolution: int) -> int:
+    """How many whole networks a new table measures to calibrate: ``CALIBRATION_MODELS``
+    for small inputs, ``LARGE_INPUT_MODELS`` from ``LARGE_INPUT_PX`` on.
+
+    Why fewer for large inputs: a 224 px network costs 2-5 ms, so each of its five to
+    seven windows takes about 0.5 s, and with 60 networks ONNX Runtime's MobileNetV1 + V2
+    tables took 11-13 min (run 31; target 10). The 20 extra networks were for the 32 px
+    fits, biased 1-3% low with 40 (run 30); with 40, the 224 px cells were biased -1.1 to
+    +0.7% and all four priced 92.5-100% of the validation networks within 5% (run 30).
+    Only 32 and 224 px were measured; the boundary between them is a choice."""
+    return LARGE_INPUT_MODELS if resolution >= LARGE_INPUT_PX else CALIBRATION_MODELS
 
 
 @dataclass(frozen=True)
@@ -54,10 +70,13 @@ class Job:
     arch: Arch | None = None
 
     def write(self, directory: Path, fmt: str, index: int) -> Path:
-        path = directory / f"m{index}.{fmt}"
+        """The job's model file in ``directory``: an op's at a slot of the batch (``index``),
+        a network's written once and kept, since it is measured again in later windows
+        (at 224 px an export costs a tenth of the window it is measured in)."""
         if self.op is not None:
-            return save_ops([self.op], random_weights([self.op], seed=index), fmt, path)
-        return export(self.arch, fmt, path, seed=index)
+            return save_ops([self.op], random_weights([self.op], seed=index), fmt, directory / f"m{index}.{fmt}")
+        path = directory / f"net-{hashlib.sha1(self.arch.to_json(indent=None).encode()).hexdigest()[:16]}.{fmt}"
+        return path if path.exists() else export(self.arch, fmt, path)
 
 
 def op_row_key(op: Op) -> dict[str, Any]:
@@ -227,12 +246,15 @@ def _start(agent: DeviceAgent, path: Path, meta: LutMeta) -> tuple[LutMeta, list
 
 
 def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | Path, *,
-              num_classes: int = 10, calibration_models: int = CALIBRATION_MODELS, seed: int = 0,
+              num_classes: int = 10, calibration_models: int | None = None, seed: int = 0,
               plan: MeasurePlan | None = None, batch_size: int = 12, show_progress: bool = True,
               grid: dict[str, int] | None = None) -> LutMeta:
     """Measure (or finish measuring) the LUT of ``family`` at ``resolution`` on ``agent``
-    (``grid``: overrides of the family's grid settings, :func:`grid_settings`)."""
+    (``grid``: overrides of the family's grid settings, :func:`grid_settings`;
+    ``calibration_models``: None for :func:`default_calibration_models`)."""
     path, plan = Path(out_path), plan or default_plan(agent)
+    if calibration_models is None:
+        calibration_models = default_calibration_models(resolution)
     probe = default_probe(resolution)
     fresh = LutMeta(family, resolution, num_classes, agent.backend, target_fingerprint(agent, plan),
                     probe.arch.to_dict(), grid={**grid_settings(family, agent.backend), **(grid or {})},
