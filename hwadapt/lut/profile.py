@@ -46,6 +46,13 @@ SHRUNK_WEIGHT = 0.5  # of a shrunk calibration network in the fit (a member's: 1
 CALIBRATION_MODELS = 60  # whole networks a table measures: the base, 40 members, 19 shrunk (40 until run 30)
 LARGE_INPUT_PX = 128  # from this input side on, tables measure LARGE_INPUT_MODELS
 LARGE_INPUT_MODELS = 40
+# rounds an op row takes at most in one window (a whole network: the plan's max_rounds).
+# Why fewer: in a calm stretch nearly every op row stops at the plan's minimum (run 30:
+# 96% at 6 rounds), in a noisy one a fifth to a third ran to 24 rounds and the table's op
+# rounds doubled; stopped at 16, those rows' levels moved about as little from their
+# 24-round levels as those the stop rule had ended sooner (benchmarks/round_cap.py). A
+# network's window needs its rounds: at 224 px a round holds 3-5 of its inferences.
+OP_MAX_ROUNDS = 16
 
 
 def default_calibration_models(resolution: int) -> int:
@@ -211,8 +218,16 @@ def _row(job: Job, m: Measurement, energy: float | None) -> dict[str, Any]:
             "window_ms": json.dumps([m.median_ms])}
 
 
+def op_plan(plan: MeasurePlan) -> MeasurePlan:
+    """The plan op rows are measured with: ``plan`` with at most ``OP_MAX_ROUNDS`` rounds."""
+    return replace(plan, max_rounds=min(plan.max_rounds, OP_MAX_ROUNDS))
+
+
 def _measure_batch(agent: DeviceAgent, jobs: list[Job], probe: ModelSession, reference_ms: float,
                    plan: MeasurePlan, workdir: Path) -> list[dict[str, Any]]:
+    """One window of ``jobs``: all ops or all networks (an op batch takes :func:`op_plan`)."""
+    if all(job.op is not None for job in jobs):
+        plan = op_plan(plan)
     sessions = []
     try:
         for i, job in enumerate(jobs):
@@ -359,11 +374,22 @@ def _run_jobs(agent: DeviceAgent, jobs: list[Job], probe: ModelSession, referenc
                TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, disable=not show, transient=False) as progress:
         task = progress.add_task("profile", total=len(jobs))
-        for start in range(0, len(jobs), batch_size):
-            batch = jobs[start:start + batch_size]
+        for batch in _batches(jobs, batch_size):
             new_rows = _measure_batch(agent, batch, probe, reference_ms, plan, workdir)
             journal.append(new_rows)
             rows.extend(new_rows)
             for row in new_rows:
                 log.info("measured %s %s: %.4f ms", row["kind"], row_key(row)[1:7], row["ms"])
             progress.advance(task, len(batch))
+
+
+def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
+    """``jobs`` in batches of ``size``, ops and networks apart (they take different plans),
+    each kind in the given order, the network batches spread evenly among the op batches."""
+    def chunks(kind: list[Job]) -> list[list[Job]]:
+        return [kind[start:start + size] for start in range(0, len(kind), size)]
+
+    ops, nets = chunks([j for j in jobs if j.op is not None]), chunks([j for j in jobs if j.op is None])
+    order = sorted([(k / len(ops), 0, batch) for k, batch in enumerate(ops)]
+                   + [((k + 0.5) / len(nets), 1, batch) for k, batch in enumerate(nets)], key=lambda t: t[:2])
+    return [batch for *_, batch in order]
