@@ -14,7 +14,7 @@ from hwadapt.cli.main import app
 from hwadapt.lut.outliers import window_levels
 from hwadapt.lut.predictor import LatencyPredictor, LutMismatchError
 from hwadapt.lut import profile
-from hwadapt.lut.profile import Job, build_lut, default_calibration_models, plan_jobs
+from hwadapt.lut.profile import OP_MAX_ROUNDS, Job, _batches, build_lut, default_calibration_models, plan_jobs
 from hwadapt.lut.store import LutError, load_lut, row_key, save_lut
 from hwadapt.measure import MeasurePlan, Measurement, settled
 
@@ -286,3 +286,28 @@ def test_a_network_file_is_written_once_per_build(tmp_path, tiny_family):
     assert job.write(tmp_path, "onnx", 5) == first and first.stat().st_mtime_ns == stamp
     op_job = plan_jobs(tiny_family, 16, 10, 1, 0)[0]
     assert op_job.write(tmp_path, "onnx", 3).name == "m3.onnx"
+
+
+def test_op_rows_stop_at_their_cap_and_networks_do_not(tmp_path, tiny_family):
+    """Op rows take at most OP_MAX_ROUNDS rounds a window; whole networks the plan's."""
+    long_plan = MeasurePlan(round_ms=0.5, min_rounds=OP_MAX_ROUNDS + 4, max_rounds=OP_MAX_ROUNDS + 8, warmup_runs=1)
+    coarse = {"dense_until": 8, "points": 2, "period": 0, "input_period": 0}
+    with make_agent("ort-cpu") as agent:
+        build_lut(agent, tiny_family, 16, tmp_path / "t.parquet", calibration_models=3, plan=long_plan,
+                  show_progress=False, grid=coarse)
+    _, frame = load_lut(tmp_path / "t.parquet")
+    ops, nets = frame[frame["kind"] != "model"], frame[frame["kind"] == "model"]
+    assert (ops["rounds"] == OP_MAX_ROUNDS).all()
+    assert (nets["rounds"] >= OP_MAX_ROUNDS + 4).all()
+
+
+def test_ops_and_networks_are_batched_apart_in_order(tiny_family):
+    jobs = plan_jobs(tiny_family, 16, 10, 12, 0)
+    shuffled = [jobs[i] for i in np.random.default_rng(0).permutation(len(jobs))]
+    batches = _batches(shuffled, 5)
+    assert all(len({job.op is None for job in batch}) == 1 for batch in batches)
+    flat = [job for batch in batches for job in batch]
+    for is_net in (False, True):
+        assert [j for j in flat if (j.op is None) == is_net] == [j for j in shuffled if (j.op is None) == is_net]
+    kinds = [batch[0].op is None for batch in batches]
+    assert kinds[0] is False and kinds[-1] is False and any(kinds)  # networks spread among the ops

@@ -59,12 +59,14 @@ def default_calibration_models(resolution: int) -> int:
     """How many whole networks a new table measures to calibrate: ``CALIBRATION_MODELS``
     for small inputs, ``LARGE_INPUT_MODELS`` from ``LARGE_INPUT_PX`` on.
 
-    Why fewer for large inputs: a 224 px network costs 2-5 ms, so each of its five to
-    seven windows takes about 0.5 s, and with 60 networks ONNX Runtime's MobileNetV1 + V2
-    tables took 11-13 min (run 31; target 10). The 20 extra networks were for the 32 px
-    fits, biased 1-3% low with 40 (run 30); with 40, the 224 px cells were biased -1.1 to
-    +0.7% and all four priced 92.5-100% of the validation networks within 5% (run 30).
-    Only 32 and 224 px were measured; the boundary between them is a choice."""
+    Why fewer for large inputs: a 224 px network's window runs to 20-24 rounds (its rounds
+    hold 3-5 inferences), about 0.5 s, and with 60 networks ONNX Runtime's MobileNetV1 +
+    V2 tables took 11-13 min (run 31; target 10). The 20 extra networks were for the
+    32 px fits, biased 1-3% low with 40 (run 30); with 40, the 224 px cells were biased
+    -1.1 to +0.7% and all four priced 92.5-100% of the validation networks within 5%
+    (run 30), and refitted on 40 of their own 60, run 31's 224 px tables priced their
+    validation networks about as well (``benchmarks/calibration_subsets.py``). Only 32
+    and 224 px were measured; the boundary between them is a choice."""
     return LARGE_INPUT_MODELS if resolution >= LARGE_INPUT_PX else CALIBRATION_MODELS
 
 
