@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from calibration_draws import fitted  # sibling scripts: benchmarks/ is on the path
-from grid_density import rescore
+from grid_density import rescore, write_summary
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.profile import SHRUNK_WEIGHT, default_shrunk, shrunk_mask
@@ -67,9 +67,7 @@ def main() -> None:
                     min_within_5pct=("within_5pct", "min"), mean_mape=("mape", "mean"),
                     mean_bias_pct=("bias_pct", "mean"), sd_bias_pct=("bias_pct", "std"))
                .reset_index().round(4))
-    summary.to_csv(out / "summary.csv", index=False)
-    with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
-        print(summary.to_string(index=False))
+    write_summary(summary, out)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,13 @@ def rescore(doc: str, default_out: str, score: Callable[[Path], list[dict]]) -> 
     return rows, args.out
 
 
+def write_summary(summary: pd.DataFrame, out: Path) -> None:
+    """Write a re-scoring script's ``summary.csv`` under ``out`` and print it."""
+    summary.to_csv(out / "summary.csv", index=False)
+    with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
+        print(summary.to_string(index=False))
+
+
 def main() -> None:
     rows, out = rescore(__doc__, "benchmarks/results/grid_density", score)
     summary = (rows.groupby(["backend", "variant"], sort=False)
@@ -105,9 +112,7 @@ def main() -> None:
                     mean_within_10pct=("within_10pct", "mean"), mean_mape=("mape", "mean"),
                     max_width_shift_pct=("width_shift_pct", "max"))
                .reset_index().round(4))
-    summary.to_csv(out / "summary.csv", index=False)
-    with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
-        print(summary.to_string(index=False))
+    write_summary(summary, out)
 
 
 if __name__ == "__main__":
