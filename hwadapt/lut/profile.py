@@ -49,9 +49,9 @@ LARGE_INPUT_MODELS = 40
 # rounds an op row takes at most in one window (a whole network: the plan's max_rounds).
 # Why fewer: in a calm stretch nearly every op row stops at the plan's minimum (run 30:
 # 96% at 6 rounds), in a noisy one a fifth to a third ran to 24 rounds and the table's op
-# rounds doubled; stopped at 16, those rows' levels moved about as little from their
-# 24-round levels as those the stop rule had ended sooner (benchmarks/round_cap.py). A
-# network's window needs its rounds: at 224 px a round holds 3-5 of its inferences.
+# rounds doubled; stopped at 16, two passes over the same rows sat as far apart as they
+# did at 24, for 5-13% fewer rounds (benchmarks/round_cap.py). A network's window needs
+# its rounds: at 224 px a round holds 3-5 of its inferences.
 OP_MAX_ROUNDS = 16
 
 
