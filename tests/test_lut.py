@@ -19,6 +19,7 @@ from hwadapt.lut.store import LutError, load_lut, row_key, save_lut
 from hwadapt.measure import MeasurePlan, Measurement, settled
 
 FAST = MeasurePlan(round_ms=4, min_rounds=4, max_rounds=8, warmup_runs=2)
+COARSE = {"dense_until": 8, "points": 2, "period": 0, "input_period": 0}  # a grid of few points
 runner = CliRunner()
 
 
@@ -253,11 +254,10 @@ def test_profile_takes_grid_overrides(tmp_path, tiny_family):
     """A table measured on another grid than the family's (as the width-multiplier benchmark
     builds) records that grid and holds exactly its points."""
     path = tmp_path / "coarse.parquet"
-    coarse = {"dense_until": 8, "points": 2, "period": 0, "input_period": 0}
     with make_agent("ort-cpu") as agent:
         meta = build_lut(agent, tiny_family, 16, path, calibration_models=3, plan=FAST, show_progress=False,
-                         grid=coarse)
-    assert {k: meta.grid[k] for k in coarse} == coarse
+                         grid=COARSE)
+    assert {k: meta.grid[k] for k in COARSE} == COARSE
     _, frame = load_lut(path)
     planned = {job.key for job in plan_jobs(tiny_family, 16, 10, 3, 0, meta.grid)}
     assert {row_key(r) for r in frame.to_dict("records")} == planned
@@ -271,9 +271,8 @@ def test_calibration_count_follows_the_input_side(tmp_path, tiny_family, monkeyp
     assert default_calibration_models(224) == profile.LARGE_INPUT_MODELS < profile.CALIBRATION_MODELS
     monkeypatch.setattr(profile, "LARGE_INPUT_PX", 16)
     monkeypatch.setattr(profile, "LARGE_INPUT_MODELS", 4)
-    coarse = {"dense_until": 8, "points": 2, "period": 0, "input_period": 0}
     with make_agent("ort-cpu") as agent:
-        meta = build_lut(agent, tiny_family, 16, tmp_path / "t.parquet", plan=FAST, show_progress=False, grid=coarse)
+        meta = build_lut(agent, tiny_family, 16, tmp_path / "t.parquet", plan=FAST, show_progress=False, grid=COARSE)
     assert meta.calibration_draw["count"] == 4 and meta.calibration["models"] <= 4
 
 
@@ -291,10 +290,9 @@ def test_a_network_file_is_written_once_per_build(tmp_path, tiny_family):
 def test_op_rows_stop_at_their_cap_and_networks_do_not(tmp_path, tiny_family):
     """Op rows take at most OP_MAX_ROUNDS rounds a window; whole networks the plan's."""
     long_plan = MeasurePlan(round_ms=0.5, min_rounds=OP_MAX_ROUNDS + 4, max_rounds=OP_MAX_ROUNDS + 8, warmup_runs=1)
-    coarse = {"dense_until": 8, "points": 2, "period": 0, "input_period": 0}
     with make_agent("ort-cpu") as agent:
         build_lut(agent, tiny_family, 16, tmp_path / "t.parquet", calibration_models=3, plan=long_plan,
-                  show_progress=False, grid=coarse)
+                  show_progress=False, grid=COARSE)
     _, frame = load_lut(tmp_path / "t.parquet")
     ops, nets = frame[frame["kind"] != "model"], frame[frame["kind"] == "model"]
     assert (ops["rounds"] == OP_MAX_ROUNDS).all()

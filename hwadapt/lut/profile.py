@@ -43,7 +43,7 @@ PROBE_SCALED_COLUMNS = ("ms", "p10_ms", "p90_ms", "std_ms")  # on the probe's ti
 CALIBRATION_STREAM = 0  # validation samples use another stream of the same seed
 CALIBRATION_SCHEMES = ("balanced", "independent")
 SHRUNK_WEIGHT = 0.5  # of a shrunk calibration network in the fit (a member's: 1)
-CALIBRATION_MODELS = 60  # whole networks a table measures: the base, 40 members, 19 shrunk (40 until run 30)
+CALIBRATION_MODELS = 60  # whole networks a table below LARGE_INPUT_PX measures: the base, 40 members, 19 shrunk
 LARGE_INPUT_PX = 128  # from this input side on, tables measure LARGE_INPUT_MODELS
 LARGE_INPUT_MODELS = 40
 # rounds an op row takes at most in one window (a whole network: the plan's max_rounds).
@@ -84,7 +84,7 @@ class Job:
         (at 224 px an export costs a tenth of the window it is measured in)."""
         if self.op is not None:
             return save_ops([self.op], random_weights([self.op], seed=index), fmt, directory / f"m{index}.{fmt}")
-        path = directory / f"net-{hashlib.sha1(self.arch.to_json(indent=None).encode()).hexdigest()[:16]}.{fmt}"
+        path = directory / f"net-{hashlib.sha1(repr(self.key).encode()).hexdigest()[:16]}.{fmt}"  # key: its JSON
         return path if path.exists() else export(self.arch, fmt, path)
 
 
