@@ -29,14 +29,14 @@ from hwadapt.lut.plots import scatter_png
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import build_lut
 from hwadapt.lut.validate import summarise, validate
-from hwadapt.measure import measure_in_windows, median_window
+from hwadapt.measure import kept_windows, measure_in_windows, median_window
 from probe_choice import spread_pct  # a sibling script: benchmarks/ is on the path
 
 
 def repeatability(predictor: LatencyPredictor, runs: int = 5) -> pd.DataFrame:
     """The base network measured end to end (as every figure: the median of its windows)
     in ``runs`` separate agent runs: probe-corrected, raw, the probe's level, and how many
-    windows the run took."""
+    windows the run took (and the probe gate set aside)."""
     meta = predictor.meta
     arch = build(meta.family, resolution=meta.resolution, num_classes=meta.num_classes)
     found = []
@@ -44,7 +44,8 @@ def repeatability(predictor: LatencyPredictor, runs: int = 5) -> pd.DataFrame:
         with predictor.make_agent() as agent:
             windows = measure_in_windows(agent, [arch], probe=predictor.probe())[0]
         m = median_window(windows)
-        found.append({"ms": m.median_ms, "raw_ms": m.raw_ms, "probe_ms": m.probe_ms, "windows": len(windows)})
+        found.append({"ms": m.median_ms, "raw_ms": m.raw_ms, "probe_ms": m.probe_ms, "windows": len(windows),
+                      "set_aside": len(windows) - len(kept_windows(windows))})
     return pd.DataFrame(found)
 
 
@@ -60,7 +61,9 @@ def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path
         build_lut(agent, family, resolution, lut, show_progress=False)
     build_s = time.perf_counter() - start
     predictor = LatencyPredictor.load(lut)
+    start = time.perf_counter()
     report, rows = validate(predictor, samples, seed=1)
+    validate_s = time.perf_counter() - start
     rows.to_csv(out / f"{lut.stem}.validate.csv", index=False)
     scatter_png(rows, out / f"{lut.stem}.validate.png", f"{family} {resolution}px {backend}")
     naive_predictor = predictor.naive_sum()
@@ -70,7 +73,7 @@ def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path
     repeats.to_csv(out / f"{lut.stem}.repeat.csv", index=False)
     return {"backend": backend, "family": family, "resolution": resolution, **report.to_dict(),
             "naive_within_10pct": naive.within_10pct, "naive_mape": naive.mape, "naive_bias_pct": naive.bias_pct,
-            "lut_build_s": round(build_s, 1), **repeat_figures(repeats),
+            "lut_build_s": round(build_s, 1), "validate_s": round(validate_s, 1), **repeat_figures(repeats),
             "window_spread_pct": float(rows["pass_spread_pct"].median())}
 
 

@@ -1,5 +1,4 @@
-"""Does the probe gate (or the cache sentinel) repeat better? An interleaved A/B of
-end-to-end repeatability.
+"""Does the probe gate repeat better? An interleaved A/B of end-to-end repeatability.
 
 A: the median of 3-7 windows, each probe-corrected, every window counted
 (``hwadapt.measure.measure_in_windows`` with ``gate_pct=None``, the protocol until
@@ -11,21 +10,13 @@ is measured in 5 separate agent runs under A and under B, alternating which goes
 ``--reps`` times. Prints each set's spread (max vs min, %) and the paired comparison;
 writes ``runs.csv`` (every agent run) and ``spreads.csv`` under --out.
 
-``--arms sentinel`` compares instead A: the protocol without a cache sentinel (the probe
-gate alone), B: with it (``hwadapt.measure.kept_windows`` also sets aside a window whose
-sentinel ran over ``SENTINEL_GATE_PCT`` slow). A table built before the sentinel gets
-its level measured first, as a build measures it (``sentinel_level``).
-
     python benchmarks/probe_gate.py benchmarks/results/predictor_accuracy_run25/*.parquet \\
         --reps 4 --out benchmarks/results/probe_gate_run25
 """
 from __future__ import annotations
 
 import argparse
-import time
-from dataclasses import replace
 from pathlib import Path
-from tempfile import TemporaryDirectory
 
 import pandas as pd
 from scipy.stats import wilcoxon
@@ -34,10 +25,7 @@ from device_agents.base import DeviceAgent
 from hwadapt.arch.families import build
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.predictor import LatencyPredictor
-from hwadapt.lut.profile import sentinel_level
-from hwadapt.materialize import export
-from hwadapt.measure import GATE_PCT, Probe, default_sentinel, measure_in_windows, median_window
-from hwadapt.measure.protocol import default_plan
+from hwadapt.measure import Probe, measure_in_windows, median_window
 from probe_choice import spread_pct  # a sibling script: benchmarks/ is on the path
 
 
@@ -47,53 +35,26 @@ def level(agent: DeviceAgent, arch: Arch, probe: Probe, gate_pct: float | None) 
     return median_window(windows, gate_pct).median_ms, len(windows)
 
 
-def with_sentinel(predictor: LatencyPredictor) -> Probe:
-    """The table's probe with its cache sentinel, measured now if the table keeps none."""
-    probe = predictor.probe()
-    if probe.sentinel is not None:
-        return probe
-    with predictor.make_agent() as agent, TemporaryDirectory() as tmp:
-        session = agent.open(export(probe.arch, agent.model_format, Path(tmp) / f"probe.{agent.model_format}"))
-        try:
-            sentinel_ms = sentinel_level(agent, session, probe.reference_ms, default_plan(agent), Path(tmp))
-        finally:
-            session.close()
-    return replace(probe, sentinel=default_sentinel(), sentinel_ms=sentinel_ms)
-
-
-def arms(predictor: LatencyPredictor, compare: str, deviation: float) -> dict[str, tuple[Probe, float | None]]:
-    """Protocol A and B of one table: the probe and the gate each measures with."""
-    if compare == "gate":
-        return {"A": (predictor.probe(), None), "B": (predictor.probe(), deviation)}
-    sentinel = with_sentinel(predictor)
-    return {"A": (replace(sentinel, sentinel=None, sentinel_ms=None), GATE_PCT), "B": (sentinel, GATE_PCT)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("luts", type=Path, nargs="+")
     parser.add_argument("--deviation", type=float, default=4.0)
     parser.add_argument("--reps", type=int, default=6)
-    parser.add_argument("--arms", choices=("gate", "sentinel"), default="gate",
-                        help="A/B: no gate vs the probe gate, or the probe gate alone vs with the cache sentinel")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/probe_gate"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     predictors = [LatencyPredictor.load(lut) for lut in args.luts]
-    protocols = [arms(predictor, args.arms, args.deviation) for predictor in predictors]
     runs = []
     for rep in range(args.reps):
-        for lut, predictor, protocol_of in zip(args.luts, predictors, protocols):
-            meta = predictor.meta
+        for lut, predictor in zip(args.luts, predictors):
+            meta, probe = predictor.meta, predictor.probe()
             arch = build(meta.family, resolution=meta.resolution, num_classes=meta.num_classes)
             for protocol in ("A", "B") if rep % 2 == 0 else ("B", "A"):
                 for run in range(5):
-                    start = time.perf_counter()
                     with predictor.make_agent() as agent:
-                        ms, windows = level(agent, arch, *protocol_of[protocol])
+                        ms, windows = level(agent, arch, probe, None if protocol == "A" else args.deviation)
                     runs.append({"rep": rep, "cell": lut.stem, "protocol": protocol, "run": run, "ms": ms,
-                                 "windows": windows, "s": time.perf_counter() - start,
-                                 "sentinel_ms": protocol_of[protocol][0].sentinel_ms})
+                                 "windows": windows})
             pd.DataFrame(runs).to_csv(args.out / "runs.csv", index=False)
     frame = pd.DataFrame(runs)
     spreads = frame.groupby(["cell", "rep", "protocol"])["ms"].agg(spread_pct).unstack("protocol")
@@ -103,8 +64,7 @@ def main() -> None:
           f"mean spread A {spreads['A'].mean():.2f}%, B {spreads['B'].mean():.2f}%; B lower in "
           f"{(spreads['B'] < spreads['A']).sum()}; Wilcoxon p = {wilcoxon(spreads['A'], spreads['B']).pvalue:.3f}; "
           f"windows per run A {frame[frame.protocol == 'A'].windows.mean():.2f}, "
-          f"B {frame[frame.protocol == 'B'].windows.mean():.2f}; seconds per run A {frame[frame.protocol == 'A'].s.mean():.1f}, "
-          f"B {frame[frame.protocol == 'B'].s.mean():.1f}")
+          f"B {frame[frame.protocol == 'B'].windows.mean():.2f}")
 
 
 if __name__ == "__main__":

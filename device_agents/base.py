@@ -42,9 +42,6 @@ class DeviceAgent(ABC):
     # MeasurePlan fields this target needs: a phone pays a process start per round, so it
     # fixes the runs per round and takes fewer, longer rounds.
     plan_overrides: ClassVar[dict[str, Any]] = {}
-    # whether its tables keep a cache sentinel (hwadapt.measure.kept_windows): on a shared
-    # host, neighbours take the cache that weight-heavy networks need
-    cache_sentinel: ClassVar[bool] = True
 
     def __init__(self, threads: int = 1) -> None:
         if threads < 1:

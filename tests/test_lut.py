@@ -16,7 +16,7 @@ from hwadapt.lut.predictor import LatencyPredictor, LutMismatchError
 from hwadapt.lut import profile
 from hwadapt.lut.profile import OP_MAX_ROUNDS, Job, _batches, build_lut, default_calibration_models, plan_jobs
 from hwadapt.lut.store import LutError, load_lut, row_key, save_lut
-from hwadapt.measure import MeasurePlan, Measurement, default_sentinel, settled
+from hwadapt.measure import MeasurePlan, Measurement, settled
 
 FAST = MeasurePlan(round_ms=4, min_rounds=4, max_rounds=8, warmup_runs=2)
 COARSE = {"dense_until": 8, "points": 2, "period": 0, "input_period": 0}  # a grid of few points
@@ -53,10 +53,6 @@ def test_table_holds_every_planned_key_once(tiny_lut):
     assert len(one) > 20 and np.allclose(one["ms"], one["raw_ms"] / one["probe_ms"] * meta.reference_ms, rtol=1e-9)
     assert meta.fingerprint["backend"] == "ort-cpu" and meta.fingerprint["threads"] == 1
     assert (frame["ms"] > 0).all()
-    # the cache sentinel's level, on the same time base, for the gate of end-to-end figures
-    probe = LatencyPredictor.load(tiny_lut).probe()
-    assert probe.sentinel is not None and probe.sentinel.to_dict() == meta.sentinel == default_sentinel().to_dict()
-    assert probe.sentinel_ms == meta.sentinel_ms and meta.sentinel_ms > meta.reference_ms
 
 
 def test_prediction_tracks_end_to_end_measurement(tiny_lut):

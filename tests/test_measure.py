@@ -58,19 +58,6 @@ def test_probe_correction_removes_step_slowdowns():
     assert measured.rounds == 12 and measured.n == 12
 
 
-def test_cache_sentinel_is_timed_every_round_and_put_on_the_probe_time_base():
-    machine = Machine([1.0, 1.3])
-    plan = MeasurePlan(fixed_runs=1, warmup_runs=0, min_rounds=10, max_rounds=10, estimator="median")
-    model, probe, sentinel = FakeSession(machine, 2.0), FakeSession(machine, 1.0), FakeSession(machine, 6.0)
-    [measured] = measure_sessions(FakeAgent(), [model], plan, probe, 0.5, sentinel=sentinel, sentinel_reference_ms=2.5)
-    assert sentinel.rounds == probe.rounds == 11  # one before the rounds, one after each
-    assert measured.sentinel_ms == pytest.approx(3.0, rel=0.05)  # 6x the probe, whose reference is 0.5
-    assert measured.sentinel_excess_pct() == pytest.approx(20.0, abs=5.0)
-    assert "sentinel_ms" not in measured.to_row() and "sentinel_reference_ms" not in measured.to_row()
-    [alone] = measure_sessions(FakeAgent(), [FakeSession(machine, 2.0)], plan, FakeSession(machine, 1.0), 0.5)
-    assert alone.sentinel_ms is None and alone.sentinel_excess_pct() == 0.0
-
-
 def test_fastest_estimator_keeps_the_fastest_round_on_the_probe_time_base():
     machine = Machine([1.3, 1.0, 1.6])
     plan = MeasurePlan(fixed_runs=1, warmup_runs=0, min_rounds=12, max_rounds=12)
@@ -154,25 +141,6 @@ def test_windows_whose_probe_strayed_are_measured_again_and_set_aside(monkeypatc
     assert measure.kept_windows([*strayed, *within]) == [*strayed, *within]  # under MIN_KEPT within: all kept
     assert measure.kept_windows([*strayed, *within, within[0]]) == [*within, within[0]]
     assert window(2.0, probe_ms=1.3).probe_deviation_pct() == 0.0  # on its own probe's time base
-
-
-def test_windows_whose_cache_sentinel_ran_slow_are_set_aside():
-    """With the probe on its reference, a window whose sentinel ran over SENTINEL_GATE_PCT
-    slow is left out; one where it ran fast is not (a neighbour only ever takes cache)."""
-    import hwadapt.measure as measure
-
-    def sentinel_window(ms, sentinel_ms):
-        found = window(ms, probe_ms=1.0, reference_ms=1.0)
-        found.sentinel_ms, found.sentinel_reference_ms = sentinel_ms, 5.0
-        return found
-
-    slow = [sentinel_window(2.5, 6.0), sentinel_window(2.4, 5.6)]  # 20% and 12% over
-    quiet = [sentinel_window(2.0, 5.2), sentinel_window(2.02, 4.0), sentinel_window(2.01, 5.0)]  # 4%, -20%, 0%
-    assert measure.SENTINEL_GATE_PCT == 10.0
-    assert measure.kept_windows([*slow, *quiet]) == quiet
-    assert measure.median_window([*slow, *quiet]).median_ms == 2.01
-    assert measure.kept_windows([*slow, *quiet[:2]]) == [*slow, *quiet[:2]]  # under MIN_KEPT quiet: all kept
-    assert measure.kept_windows(slow, gate_pct=None) == slow
 
 
 class FakeClock:

@@ -78,7 +78,6 @@ class AndroidAgent(DeviceAgent):
     # repeats, median of their means
     plan_overrides: ClassVar[dict] = {"fixed_runs": 30, "warmup_runs": 0, "min_rounds": 3, "max_rounds": 3,
                                       "estimator": "median"}
-    cache_sentinel: ClassVar[bool] = False  # a phone has no neighbours; each model costs a process
 
     def __init__(self, threads: int = 1, device: str | None = None, benchmark_binary: Path | None = None,
                  taskset: str | None = "auto", warmup_runs: int = 3, energy_secs: float = 10.0,

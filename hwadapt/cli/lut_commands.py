@@ -79,8 +79,7 @@ def show(path: Path = typer.Argument(..., help="LUT parquet file."),
     console.print(f"[bold]{path}[/]: {meta.family} @ {meta.resolution}px, {meta.num_classes} classes, "
                   f"backend {meta.backend} ({fp.get('runtime')} {fp.get('runtime_version')}, "
                   f"{fp.get('threads')} thread(s), {fp.get('delegate')}) on {fp.get('device')}")
-    sentinel = f"cache sentinel {meta.sentinel_ms:.4f} ms" if meta.sentinel_ms is not None else "no cache sentinel"
-    console.print(f"probe reference {meta.reference_ms:.4f} ms; {sentinel}; calibration {json.dumps(meta.calibration)}")
+    console.print(f"probe reference {meta.reference_ms:.4f} ms; calibration {json.dumps(meta.calibration)}")
     ops = frame[frame["kind"] != "model"]
     table = Table("kind", "size", "kernel", "stride", "points", "min ms", "max ms", "throttled")
     for key, group in ops.groupby(["kind", "size", "kernel", "stride"]):

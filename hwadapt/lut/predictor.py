@@ -112,8 +112,5 @@ class LatencyPredictor:
         return make_agent(self.meta.backend, **options)
 
     def probe(self) -> Probe:
-        """The LUT's probe with its reference level, and its cache sentinel with its level
-        (if it keeps one): measurements then share the table's time base and gate."""
-        meta = self.meta
-        sentinel = Arch.from_dict(meta.sentinel) if meta.sentinel and meta.sentinel_ms is not None else None
-        return Probe(Arch.from_dict(meta.probe), meta.reference_ms, sentinel, meta.sentinel_ms if sentinel else None)
+        """The LUT's probe with its reference level: measurements then share the table's time base."""
+        return Probe(Arch.from_dict(self.meta.probe), self.meta.reference_ms)

@@ -34,8 +34,8 @@ from hwadapt.lut.store import (ROW_KEY, TARGET_FIELDS, Journal, LutError, LutMet
 from hwadapt.materialize import export, save_ops
 from hwadapt.materialize.weights import random_weights
 from hwadapt.measure import BATCH_SIZE as WINDOW_BATCH
-from hwadapt.measure import (MAX_WINDOWS, WINDOWS, MeasurePlan, Measurement, default_probe, default_sentinel, median_level,
-                             settled, target_fingerprint)
+from hwadapt.measure import (MAX_WINDOWS, WINDOWS, MeasurePlan, Measurement, default_probe, median_level, settled,
+                             target_fingerprint)
 from hwadapt.measure.protocol import default_plan, measure_sessions
 
 log = logging.getLogger(__name__)
@@ -298,9 +298,6 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
                 _more_windows(agent, rows, probe_session, meta.reference_ms, plan, Path(tmp), batch_size,
                               lambda: save_lut(path, meta, rows))
                 _settle_reference(meta, rows)
-                if agent.cache_sentinel and meta.sentinel_ms is None:
-                    meta.sentinel = default_sentinel().to_dict()
-                    meta.sentinel_ms = sentinel_level(agent, probe_session, meta.reference_ms, plan, Path(tmp))
             finally:
                 probe_session.close()
         meta.calibration = fit_calibration(rows, meta.periods, weights=calibration_weights(rows, meta))
@@ -352,20 +349,6 @@ def _reference_level(agent: DeviceAgent, probe: ModelSession, plan: MeasurePlan)
     long_plan = replace(plan, min_rounds=2 * plan.min_rounds, max_rounds=2 * plan.max_rounds)
     level = measure_sessions(agent, [probe], long_plan)[0].median_ms
     log.info("probe reference level: %.4f ms", level)
-    return level
-
-
-def sentinel_level(agent: DeviceAgent, probe: ModelSession, reference_ms: float, plan: MeasurePlan,
-                   workdir: Path, windows: int = 2 * WINDOWS) -> float:
-    """The cache sentinel's level on the probe's time base: the median of ``windows``
-    windows, each the sentinel timed against the probe (as in an end-to-end window)."""
-    session = agent.open(export(default_sentinel(), agent.model_format, workdir / f"sentinel.{agent.model_format}"))
-    try:
-        levels = [measure_sessions(agent, [session], plan, probe, reference_ms)[0].median_ms for _ in range(windows)]
-    finally:
-        session.close()
-    level = median_level(levels)
-    log.info("cache sentinel level: %.4f ms (windows %.4f-%.4f)", level, min(levels), max(levels))
     return level
 
 

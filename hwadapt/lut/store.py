@@ -41,8 +41,6 @@ class LutMeta:
     fingerprint: dict[str, Any]
     probe: dict[str, Any]  # the probe architecture (JSON form)
     reference_ms: float | None = None  # the probe's level while the table was built
-    sentinel: dict[str, Any] | None = None  # the cache sentinel (JSON form; None: the table keeps none)
-    sentinel_ms: float | None = None  # its level after the build, on the probe's time base
     grid: dict[str, int] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
     # how the calibration networks were drawn: scheme, count, seed (empty: before balanced sets)

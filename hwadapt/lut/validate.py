@@ -73,10 +73,8 @@ def validate(predictor: LatencyPredictor, samples: int, seed: int, batch_size: i
 
 
 def window_columns(by_arch: list[list[Measurement]]) -> dict[str, list[str]]:
-    """Every window's probe-corrected level, raw level, probe level and sentinel level,
-    per network (JSON lists): what another estimator than the median window could be
-    tried on, offline."""
-    columns = {"window_ms": "median_ms", "window_raw_ms": "raw_ms", "window_probe_ms": "probe_ms",
-               "window_sentinel_ms": "sentinel_ms"}
+    """Every window's probe-corrected level, raw level and probe level, per network (JSON
+    lists): what another estimator than the median window could be tried on, offline."""
+    columns = {"window_ms": "median_ms", "window_raw_ms": "raw_ms", "window_probe_ms": "probe_ms"}
     return {column: [json.dumps([getattr(m, field) for m in windows]) for windows in by_arch]
             for column, field in columns.items()}

@@ -14,11 +14,6 @@ from hwadapt.materialize import export
 from hwadapt.measure.protocol import MeasurePlan, Measurement, default_plan, lower_envelope, measure_paths
 
 PROBE_FAMILY, PROBE_WIDTH, PROBE_CLASSES = "mobilenet_v1", 0.5, 10
-# the cache sentinel: MobileNetV1 x1.25 at 32 px, 20 MB of weights, past the share of the
-# L3 cache a tenant keeps while its neighbours stream memory (benchmarks README, "The
-# floor under any estimator"); at 32 px whatever the table's resolution: the weights, not
-# the maps, are what a neighbour pushes out, and the small maps keep it cheap
-SENTINEL_WIDTH, SENTINEL_RESOLUTION = 1.25, 32
 # separate windows behind every end-to-end figure (at least); the median is kept. Five, not
 # three: on the Intel host the median of three consecutive windows left five back-to-back
 # figures of a 32 px network within 3% in 71-87% of stretches, the median of five in
@@ -28,7 +23,6 @@ MAX_WINDOWS = 7  # at most, while the windows beside the median disagree by over
 MIN_KEPT = 3  # the probe gate sets windows aside only while at least this many are left
 SETTLE_PCT = 5.0
 GATE_PCT = 4.0  # windows whose probe ran further than this from its reference are set aside
-SENTINEL_GATE_PCT = 10.0  # ... and those whose cache sentinel ran more than this over its reference
 BATCH_SIZE = 8  # networks measured together in one window
 # past MAX_WINDOWS, a network with fewer than MIN_KEPT windows inside the probe gate gets
 # more windows for as long as the call has taken so far, at most PATIENCE_S: the host's
@@ -40,13 +34,10 @@ PATIENCE_S = 30.0
 
 @dataclass(frozen=True)
 class Probe:
-    """The fixed model timed between rounds, and its level when its LUT was built; and
-    the cache sentinel timed beside it (None: none), with its level then."""
+    """The fixed model timed between rounds, and its level when its LUT was built."""
 
     arch: Arch
     reference_ms: float | None = None
-    sentinel: Arch | None = None
-    sentinel_ms: float | None = None
 
 
 def target_fingerprint(agent: DeviceAgent, plan: MeasurePlan | None = None) -> dict:
@@ -61,11 +52,6 @@ def default_probe(resolution: int) -> Probe:
     return Probe(build(PROBE_FAMILY, width=PROBE_WIDTH, resolution=resolution, num_classes=PROBE_CLASSES))
 
 
-def default_sentinel() -> Arch:
-    """The cache sentinel every table of a shared host keeps (see ``SENTINEL_WIDTH``)."""
-    return build(PROBE_FAMILY, width=SENTINEL_WIDTH, resolution=SENTINEL_RESOLUTION, num_classes=PROBE_CLASSES)
-
-
 def measure_archs(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence | None = None,
                   plan: MeasurePlan | None = None, probe: Probe | None = None,
                   on_round: Callable[[], None] | None = None) -> list[Measurement]:
@@ -75,12 +61,8 @@ def measure_archs(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence | No
         suffix = agent.model_format
         paths = [export(a, suffix, Path(tmp) / f"model{i}.{suffix}", net=n)
                  for i, (a, n) in enumerate(zip(archs, nets))]
-        if probe is None:
-            return measure_paths(agent, paths, plan, on_round=on_round)
-        probe_path = export(probe.arch, suffix, Path(tmp) / f"probe.{suffix}")
-        sentinel_path = export(probe.sentinel, suffix, Path(tmp) / f"sentinel.{suffix}") if probe.sentinel else None
-        return measure_paths(agent, paths, plan, probe_path, probe.reference_ms, on_round, sentinel_path,
-                             probe.sentinel_ms)
+        probe_path = export(probe.arch, suffix, Path(tmp) / f"probe.{suffix}") if probe else None
+        return measure_paths(agent, paths, plan, probe_path, probe.reference_ms if probe else None, on_round)
 
 
 def measure_arch(agent: DeviceAgent, arch: Arch, net=None, plan: MeasurePlan | None = None,
@@ -143,23 +125,18 @@ def _starved(found: Sequence[Measurement], gate_pct: float | None) -> bool:
 def _within_gate(found: Sequence[Measurement], gate_pct: float | None) -> list[Measurement]:
     if gate_pct is None:
         return list(found)
-    return [m for m in found if abs(m.probe_deviation_pct()) <= gate_pct and m.sentinel_excess_pct() <= SENTINEL_GATE_PCT]
+    return [m for m in found if abs(m.probe_deviation_pct()) <= gate_pct]
 
 
 def kept_windows(found: Sequence[Measurement], gate_pct: float | None = GATE_PCT) -> list[Measurement]:
     """The windows an end-to-end figure is taken from: those whose probe ran within
-    ``gate_pct`` of its reference and whose cache sentinel (if timed) ran at most
-    ``SENTINEL_GATE_PCT`` over its own, if at least ``MIN_KEPT`` did, else all of them.
+    ``gate_pct`` of its reference, if at least ``MIN_KEPT`` did, else all of them.
 
     Why a gate: the probe corrects a window by its own slow-down, and a network slows by
     a share of that which depends on how it uses the core and the cache (at 224 px a
     window with the probe 10% slow read the full-width MobileNetV1 5% fast). Windows near
     the reference need little correction, so what share the network took matters little.
-    The sentinel sees what the probe cannot: stretches where a neighbour's memory traffic
-    slows weight-heavy networks and not the probe (a full-width MobileNetV2 at 32 px read
-    25% slow in every window of one agent run, the probe within 1.2%: run 33); the share a
-    network feels of the sentinel's slow-down is unknown, so those windows are set aside,
-    not corrected. ``None``: no gate."""
+    ``None``: no gate."""
     within = _within_gate(found, gate_pct)
     return within if len(within) >= MIN_KEPT else list(found)
 
@@ -192,7 +169,6 @@ def window_spread_pct(windows: Sequence[Measurement]) -> float:
     return (max(levels) - min(levels)) / median_window(windows).median_ms * 100
 
 
-__all__ = ["BATCH_SIZE", "GATE_PCT", "MAX_WINDOWS", "MIN_KEPT", "PATIENCE_S", "SENTINEL_GATE_PCT", "WINDOWS", "MeasurePlan",
-           "Measurement", "Probe", "default_probe", "default_sentinel",
+__all__ = ["BATCH_SIZE", "GATE_PCT", "MAX_WINDOWS", "MIN_KEPT", "PATIENCE_S", "WINDOWS", "MeasurePlan", "Measurement", "Probe", "default_probe",
            "kept_windows", "lower_envelope", "measure_arch", "measure_archs", "measure_in_windows", "measure_paths", "median_level",
            "median_window", "settled", "target_fingerprint", "window_spread_pct"]

@@ -16,11 +16,6 @@ repeatable anyway:
   busy with a neighbour for seconds) slows the probe too; the model's level is taken
   *relative to the probe* and scaled by the probe's reference level (stored in a LUT's
   sidecar), so tables and later end-to-end measurements share one time base.
-* **A cache sentinel in the same window** (optional). A weight-heavy model, timed like
-  the probe but not used to correct: a neighbour's memory traffic can slow the
-  weight-heavy networks by 5-40% while the small probe runs on as before. Its level
-  (on the probe's time base) against its own reference tells which windows to set aside
-  (``hwadapt.measure.kept_windows``).
 """
 from __future__ import annotations
 
@@ -74,13 +69,11 @@ class Measurement:
     probe_ms: float | None = None  # the probe's level in the same window
     reference_ms: float | None = None  # the probe level ``median_ms`` is scaled to (None: probe_ms)
     conditions: list[dict[str, Any]] = field(default_factory=list)
-    sentinel_ms: float | None = None  # the cache sentinel's level in the same window, probe-corrected
-    sentinel_reference_ms: float | None = None  # the sentinel's level when the table was built
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)
-        for name in ("conditions", "reference_ms", "sentinel_ms", "sentinel_reference_ms"):
-            row.pop(name)  # a table's references are in its sidecar; its rows time no sentinel
+        row.pop("conditions")
+        row.pop("reference_ms")  # a table's reference is in its sidecar
         return row
 
     def probe_deviation_pct(self) -> float:
@@ -89,13 +82,6 @@ class Measurement:
         if self.probe_ms is None or self.reference_ms is None:
             return 0.0
         return (self.probe_ms / self.reference_ms - 1) * 100
-
-    def sentinel_excess_pct(self) -> float:
-        """How much slower than its reference the cache sentinel ran in this window, in %
-        (0 without a sentinel or a reference)."""
-        if self.sentinel_ms is None or self.sentinel_reference_ms is None:
-            return 0.0
-        return (self.sentinel_ms / self.sentinel_reference_ms - 1) * 100
 
 
 def lower_envelope(values: Sequence[float]) -> float:
@@ -148,28 +134,26 @@ def _warm(session: ModelSession, plan: MeasurePlan) -> None:
         session.time_round(plan.warmup_runs)
 
 
-def _start_track(session: ModelSession, plan: MeasurePlan) -> _Track:
-    _warm(session, plan)
-    return _Track(session, _runs_for(session, plan))
-
-
 def measure_sessions(agent: DeviceAgent, sessions: Sequence[ModelSession], plan: MeasurePlan,
                      probe: ModelSession | None = None, reference_ms: float | None = None,
-                     on_round: Callable[[], None] | None = None, sentinel: ModelSession | None = None,
-                     sentinel_reference_ms: float | None = None) -> list[Measurement]:
-    """Time ``sessions`` in interleaved rounds, with ``probe`` (and ``sentinel``, if
-    given) between rounds.
+                     on_round: Callable[[], None] | None = None) -> list[Measurement]:
+    """Time ``sessions`` in interleaved rounds, with ``probe`` between rounds.
 
     With a probe, each level is ``model level / probe level x reference_ms`` (the probe's
-    own level in this window when ``reference_ms`` is None); the sentinel's level is
-    corrected the same way and reported beside its ``sentinel_reference_ms``.
+    own level in this window when ``reference_ms`` is None).
     """
     estimator = ESTIMATORS[plan.estimator]
     rng = random.Random(plan.seed)
-    tracks = [_start_track(session, plan) for session in sessions]
-    between = [_start_track(s, plan) for s in (probe, sentinel) if s is not None]
-    for track in between:
-        track.values.append(track.session.time_round(track.runs, estimator.round_statistic))
+    tracks = []
+    for session in sessions:
+        _warm(session, plan)
+        tracks.append(_Track(session, _runs_for(session, plan)))
+    probe_runs = 0
+    probe_values: list[float] = []
+    if probe is not None:
+        _warm(probe, plan)
+        probe_runs = _runs_for(probe, plan)
+        probe_values.append(probe.time_round(probe_runs, estimator.round_statistic))
     deadline = time.monotonic() + plan.time_cap_s
     while True:
         active = [t for t in tracks if not t.stable(plan)]
@@ -182,15 +166,9 @@ def measure_sessions(agent: DeviceAgent, sessions: Sequence[ModelSession], plan:
             track.values.append(track.session.time_round(track.runs, estimator.round_statistic))
             if on_round:
                 on_round()
-        for track in between:
-            track.values.append(track.session.time_round(track.runs, estimator.round_statistic))
-    probe_values = between[0].values if probe is not None else []
-    found = [_summarise(t, probe_values, reference_ms, estimator) for t in tracks]
-    if sentinel is not None:
-        sentinel_ms = _summarise(between[-1], probe_values, reference_ms, estimator).median_ms
-        for m in found:
-            m.sentinel_ms, m.sentinel_reference_ms = sentinel_ms, sentinel_reference_ms
-    return found
+        if probe is not None:
+            probe_values.append(probe.time_round(probe_runs, estimator.round_statistic))
+    return [_summarise(t, probe_values, reference_ms, estimator) for t in tracks]
 
 
 def _summarise(track: _Track, probe_values: list[float], reference_ms: float | None,
@@ -223,14 +201,13 @@ def default_plan(agent: DeviceAgent) -> MeasurePlan:
 
 def measure_paths(agent: DeviceAgent, paths: Sequence[Path], plan: MeasurePlan | None = None,
                   probe_path: Path | None = None, reference_ms: float | None = None,
-                  on_round: Callable[[], None] | None = None, sentinel_path: Path | None = None,
-                  sentinel_reference_ms: float | None = None) -> list[Measurement]:
+                  on_round: Callable[[], None] | None = None) -> list[Measurement]:
     """Open ``paths`` on ``agent`` and measure them together (see :func:`measure_sessions`)."""
     plan = plan or default_plan(agent)
     sessions = [agent.open(p) for p in paths]
-    probe, sentinel = (agent.open(p) if p is not None else None for p in (probe_path, sentinel_path))
+    probe = agent.open(probe_path) if probe_path is not None else None
     try:
-        return measure_sessions(agent, sessions, plan, probe, reference_ms, on_round, sentinel, sentinel_reference_ms)
+        return measure_sessions(agent, sessions, plan, probe, reference_ms, on_round)
     finally:
-        for session in [*sessions, *(s for s in (probe, sentinel) if s is not None)]:
+        for session in [*sessions, *([probe] if probe else [])]:
             session.close()
