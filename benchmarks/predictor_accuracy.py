@@ -3,10 +3,10 @@ the repeatability of end-to-end measurements.
 
 For every backend x family x resolution cell: the wall time to build the LUT (and to
 validate it), the `hwadapt lut validate` metrics (and the naive sum's, on the same
-measurements), and the spread (max vs min) of one model measured in 5 separate agent
-runs (probe-corrected, and raw), and how far the validation windows of one network disagree (median over the
-networks: the host's noise during the cell). Prints a table; writes CSV (the summary, and
-per cell its validation measurements and its 5 repeat runs) and PNG.
+measurements), the spread (max vs min) of one model measured in 5 separate agent runs
+(probe-corrected, and raw), and how far the validation windows of one network disagree
+(median over the networks: the host's noise during the cell). Prints a table; writes CSV
+(the summary, and per cell its validation measurements and its 5 repeat runs) and PNG.
 
     python benchmarks/predictor_accuracy.py --out benchmarks/results/predictor_accuracy
 

@@ -29,7 +29,7 @@ from hwadapt.measure import GATE_PCT, PROBE_FAMILY, PROBE_WIDTH, measure_archs
 
 MODELS = {"probe": (PROBE_FAMILY, PROBE_WIDTH, None), "s125": ("mobilenet_v1", 1.25, 32),
           "s15": ("mobilenet_v1", 1.5, 32), "v1": ("mobilenet_v1", 1.0, None), "v2": ("mobilenet_v2", 1.0, None)}
-SENTINELS, NETWORKS, THRESHOLDS = ("s125", "s15"), ("v1", "v2"), (5.0, 10.0, 20.0, None)
+SENTINELS, NETWORKS, THRESHOLDS = ("s125", "s15"), ("v1", "v2"), (5.0, 10.0, 20.0)
 
 
 def trace(backend: str, resolution: int, windows: int) -> pd.DataFrame:
@@ -43,21 +43,26 @@ def trace(backend: str, resolution: int, windows: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def gate_table(levels: pd.DataFrame) -> pd.DataFrame:
-    relative = {name: levels[name] / levels["probe"] for name in (*SENTINELS, *NETWORKS)}
-    relative = {name: r / r.median() for name, r in relative.items()}
+def over_probe(levels: pd.DataFrame) -> pd.DataFrame:
+    """Each sentinel's and network's level over the probe's, relative to its median."""
+    relative = pd.DataFrame({name: levels[name] / levels["probe"] for name in (*SENTINELS, *NETWORKS)})
+    return relative / relative.median()
+
+
+def gate_row(relative: pd.DataFrame, kept: pd.Series, sentinel: str, threshold: float | None) -> dict:
+    row = {"sentinel": sentinel, "threshold_pct": threshold, "kept": int(kept.sum()), "windows": len(kept)}
+    for network in NETWORKS:
+        row[f"{network}_std_pct"] = float(relative[network][kept].std() * 100)
+        row[f"{network}_max"] = float(relative[network][kept].max())
+    return row
+
+
+def gate_table(levels: pd.DataFrame, relative: pd.DataFrame) -> pd.DataFrame:
     probe_ok = (levels["probe"] / levels["probe"].median() - 1).abs() * 100 <= GATE_PCT
-    rows = []
-    for sentinel in SENTINELS:
-        for threshold in THRESHOLDS:
-            kept = probe_ok & ((relative[sentinel] - 1) * 100 <= threshold) if threshold is not None else probe_ok
-            row = {"sentinel": sentinel if threshold is not None else "none", "threshold_pct": threshold,
-                   "kept": int(kept.sum()), "windows": len(levels)}
-            for network in NETWORKS:
-                row[f"{network}_std_pct"] = float(relative[network][kept].std() * 100)
-                row[f"{network}_max"] = float(relative[network][kept].max())
-            rows.append(row)
-    return pd.DataFrame(rows).drop_duplicates(subset=["sentinel", "threshold_pct"])
+    rows = [gate_row(relative, probe_ok, "none", None)]
+    rows += [gate_row(relative, probe_ok & ((relative[sentinel] - 1) * 100 <= threshold), sentinel, threshold)
+             for sentinel in SENTINELS for threshold in THRESHOLDS]
+    return pd.DataFrame(rows)
 
 
 def main() -> None:
@@ -73,9 +78,10 @@ def main() -> None:
     levels = pd.read_csv(args.from_csv) if args.from_csv else trace(args.backend, args.resolution, args.windows)
     if not args.from_csv:
         levels.to_csv(args.out / f"trace_{name}.csv", index=False)
-    table = gate_table(levels)
+    relative = over_probe(levels)
+    table = gate_table(levels, relative)
     table.round(3).to_csv(args.out / f"gate_{name}.csv", index=False)
-    correlation = pd.DataFrame({n: levels[n] / levels["probe"] for n in (*SENTINELS, *NETWORKS)}).corr()
+    correlation = relative.corr()
     print(table.round(3).to_string(index=False))
     print(f"correlation of the levels over the probe's:\n{correlation.round(2).to_string()}")
 
