@@ -2,14 +2,14 @@
 
 Each *shape class* (op kind, input side, kernel, stride, activation) is measured on a
 grid of channel counts; the predictor interpolates between grid points. The grid
-settings per family live in ``lut/spaces/<family>.json`` at the repository root (and
-fall back to :data:`DEFAULT_GRID`).
+settings per family live in ``lut/spaces/<family>.json`` at the repository root, installed
+with the package (and fall back to :data:`DEFAULT_GRID`).
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
 
 from hwadapt.arch.families import family_space
 from hwadapt.arch.ops import Op
@@ -17,7 +17,7 @@ from hwadapt.errors import HwadaptError
 
 DEFAULT_GRID = {"granularity": 8, "dense_until": 32, "points": 7, "period": 32, "input_period": 0}
 ONE_AXIS_KINDS = ("dwconv", "add", "pool")  # input channels = output channels
-SPACE_DIR = Path(__file__).resolve().parents[2] / "lut" / "spaces"
+SPACE_DIR = files("lut") / "spaces"
 
 
 def reachable_ops(family: str, resolution: int, num_classes: int) -> list[Op]:
