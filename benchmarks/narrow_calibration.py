@@ -1,0 +1,109 @@
+"""Would uniformly narrow networks in the calibration set price small networks right?
+
+A table's calibration networks are members of the family's space (every group at
+25-100% of its full width) and shrunk members (any group down to 8 channels); the small
+ones among them keep some group wide. ``narrow_cuts.py`` found networks narrow in every
+group (the x0.25 base and its single cuts, NetAdapt's late members) priced 1-10% high.
+This measures ``--narrow`` extra calibration networks, random-width members of the
+family at each of ``--widths`` (e.g. the x0.25 base with every group at 25-100% of its
+width there), refits the table's calibration with them added, and compares the table's
+own calibration with the refitted one on three test sets:
+
+* ``cuts``: the base at ``--cut-width`` and its single-group cuts (``narrow_cuts.py``);
+* ``validation``: ``--samples`` networks of ``hwadapt lut validate``'s sample stream;
+* ``family``: a NetAdapt ``family.csv`` measured against this table (``--family-csv``,
+  its stored measurements: the same time base, not re-measured).
+
+The extra networks and the first two test sets are measured in the same windows (as
+every end-to-end figure: the median of its windows, against the table's probe).
+
+    python benchmarks/narrow_calibration.py LUT.parquet --family-csv FAMILY.csv \\
+        --out benchmarks/results/narrow_calibration
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hwadapt.arch.families import build
+from hwadapt.arch.groups import balanced_widths
+from hwadapt.arch.spec import Arch
+from hwadapt.lut.calibrate import fit_calibration
+from hwadapt.lut.lookup import OpLookup
+from hwadapt.lut.predictor import LatencyPredictor
+from hwadapt.lut.profile import calibration_weights
+from hwadapt.lut.store import load_lut
+from hwadapt.lut.validate import sample_archs
+from hwadapt.measure import measure_in_windows, median_window
+from narrow_cuts import cut_networks  # a sibling script: benchmarks/ is on the path
+
+
+def narrow_members(meta, widths: list[float], count: int, seed: int) -> list[Arch]:
+    rng = np.random.default_rng(seed)
+    per_width = max(1, count // len(widths))
+    return [arch for width in widths
+            for arch in balanced_widths(build(meta.family, width=width, resolution=meta.resolution,
+                                              num_classes=meta.num_classes), per_width, rng)]
+
+
+def refitted(predictor: LatencyPredictor, frame: pd.DataFrame, extra: list[tuple[Arch, float]]) -> LatencyPredictor:
+    """The table's predictor with its calibration refitted on its own networks and ``extra``."""
+    meta, rows = predictor.meta, frame.to_dict("records")
+    added = [{"kind": "model", "arch": arch.to_json(indent=None), "ms": ms} for arch, ms in extra]
+    weights = np.concatenate([calibration_weights(rows, meta), np.ones(len(added))])
+    calibration = fit_calibration(rows + added, meta.periods, weights=weights)
+    return LatencyPredictor(replace(meta, calibration=calibration), OpLookup(frame, meta.periods))
+
+
+def ratio_figures(archs: list[Arch], measured: np.ndarray, predictor: LatencyPredictor) -> dict[str, float]:
+    ratios = measured / np.array([predictor.predict_ms(a) for a in archs])
+    return {"n": len(ratios), "within_5pct": round(float(np.mean(np.abs(ratios - 1) <= 0.05)), 3),
+            "mape": round(float(np.mean(np.abs(ratios - 1)) * 100), 2),
+            "bias_pct": round(float((np.mean(ratios) - 1) * 100), 2),
+            "min_ratio": round(float(ratios.min()), 3), "max_ratio": round(float(ratios.max()), 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("lut", type=Path)
+    parser.add_argument("--family-csv", type=Path, help="a NetAdapt family.csv measured against this table")
+    parser.add_argument("--widths", default="0.25,0.375,0.5")
+    parser.add_argument("--narrow", type=int, default=12)
+    parser.add_argument("--cut-width", type=float, default=0.25)
+    parser.add_argument("--samples", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/narrow_calibration"))
+    args = parser.parse_args()
+    predictor = LatencyPredictor.load(args.lut)
+    meta, frame = load_lut(args.lut)
+    narrow = narrow_members(meta, [float(w) for w in args.widths.split(",")], args.narrow, args.seed)
+    tests = {"cuts": [arch for _, _, arch in cut_networks(predictor, args.cut_width, [8, 24])],
+             "validation": sample_archs(meta.family, meta.resolution, meta.num_classes, args.samples, args.seed)}
+    measured_archs = narrow + [arch for archs in tests.values() for arch in archs]
+    with predictor.make_agent() as agent:
+        windows = measure_in_windows(agent, measured_archs, probe=predictor.probe())
+    levels = np.array([median_window(found).median_ms for found in windows])
+    extra, levels = list(zip(narrow, levels[:len(narrow)])), levels[len(narrow):]
+    measured = {}
+    for name, archs in tests.items():
+        measured[name], levels = (archs, levels[:len(archs)]), levels[len(archs):]
+    if args.family_csv:
+        family = pd.read_csv(args.family_csv)
+        measured["family"] = ([Arch.from_json(a) for a in family["arch"]], family["measured_ms"].to_numpy())
+    candidates = {"table": predictor, "with narrow": refitted(predictor, frame, extra)}
+    rows = [{"test set": name, "calibration": label, **ratio_figures(archs, np.asarray(ms), candidate)}
+            for name, (archs, ms) in measured.items() for label, candidate in candidates.items()]
+    table = pd.DataFrame(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "ratios.csv", index=False)
+    pd.DataFrame([{"calibration": label, **c.meta.calibration["coef"], "fit_mape": c.meta.calibration["fit_mape"]}
+                  for label, c in candidates.items()]).to_csv(args.out / "coefficients.csv", index=False)
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
