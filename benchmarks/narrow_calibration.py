@@ -7,7 +7,8 @@ group (the x0.25 base and its single cuts, NetAdapt's late members) priced 1-10%
 This measures ``--narrow`` extra calibration networks, random-width members of the
 family at each of ``--widths`` (e.g. the x0.25 base with every group at 25-100% of its
 width there), refits the table's calibration with them added, and compares the table's
-own calibration with the refitted one on three test sets:
+own calibration with the refitted one on three test sets (``networks.csv``: every
+network, measured and priced both ways; ``ratios.csv``: per set):
 
 * ``cuts``: the base at ``--cut-width`` and its single-group cuts (``narrow_cuts.py``);
 * ``validation``: ``--samples`` networks of ``hwadapt lut validate``'s sample stream;
@@ -59,8 +60,7 @@ def refitted(predictor: LatencyPredictor, frame: pd.DataFrame, extra: list[tuple
     return LatencyPredictor(replace(meta, calibration=calibration), OpLookup(frame, meta.periods))
 
 
-def ratio_figures(archs: list[Arch], measured: np.ndarray, predictor: LatencyPredictor) -> dict[str, float]:
-    ratios = measured / np.array([predictor.predict_ms(a) for a in archs])
+def ratio_figures(ratios: np.ndarray) -> dict[str, float]:
     return {"n": len(ratios), "within_5pct": round(float(np.mean(np.abs(ratios - 1) <= 0.05)), 3),
             "mape": round(float(np.mean(np.abs(ratios - 1)) * 100), 2),
             "bias_pct": round(float((np.mean(ratios) - 1) * 100), 2),
@@ -95,10 +95,17 @@ def main() -> None:
         family = pd.read_csv(args.family_csv)
         measured["family"] = ([Arch.from_json(a) for a in family["arch"]], family["measured_ms"].to_numpy())
     candidates = {"table": predictor, "with narrow": refitted(predictor, frame, extra)}
-    rows = [{"test set": name, "calibration": label, **ratio_figures(archs, np.asarray(ms), candidate)}
-            for name, (archs, ms) in measured.items() for label, candidate in candidates.items()]
-    table = pd.DataFrame(rows)
+    networks = pd.DataFrame(
+        [{"set": "extra", "arch": arch.to_json(indent=None), "measured_ms": ms} for arch, ms in extra]
+        + [{"set": name, "index": i, "arch": arch.to_json(indent=None), "measured_ms": float(ms),
+            **{f"{label}: predicted_ms": c.predict_ms(arch) for label, c in candidates.items()}}
+           for name, (archs, levels_ms) in measured.items() for i, (arch, ms) in enumerate(zip(archs, levels_ms))])
+    tested = networks[networks["set"] != "extra"]
+    table = pd.DataFrame([{"test set": name, "calibration": label,
+                           **ratio_figures((one["measured_ms"] / one[f"{label}: predicted_ms"]).to_numpy())}
+                          for name, one in tested.groupby("set", sort=False) for label in candidates])
     args.out.mkdir(parents=True, exist_ok=True)
+    networks.to_csv(args.out / "networks.csv", index=False)
     table.to_csv(args.out / "ratios.csv", index=False)
     pd.DataFrame([{"calibration": label, **c.meta.calibration["coef"], "fit_mape": c.meta.calibration["fit_mape"]}
                   for label, c in candidates.items()]).to_csv(args.out / "coefficients.csv", index=False)
