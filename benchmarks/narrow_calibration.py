@@ -6,7 +6,8 @@ ones among them keep some group wide. ``narrow_cuts.py`` found networks narrow i
 group (the x0.25 base and its single cuts, NetAdapt's late members) priced 1-10% high.
 This measures ``--narrow`` extra calibration networks, random-width members of the
 family at each of ``--widths`` (e.g. the x0.25 base with every group at 25-100% of its
-width there), refits the table's calibration with them added, and compares the table's
+width there), refits the table's calibration with them added (at each of
+``--narrow-weights``, relative to a member of the space), and compares the table's
 own calibration with the refitted one on three test sets (``networks.csv``: every
 network, measured and priced both ways; ``ratios.csv``: per set):
 
@@ -51,11 +52,13 @@ def narrow_members(meta, widths: list[float], count: int, seed: int) -> list[Arc
                                               num_classes=meta.num_classes), per_width, rng)]
 
 
-def refitted(predictor: LatencyPredictor, frame: pd.DataFrame, extra: list[tuple[Arch, float]]) -> LatencyPredictor:
-    """The table's predictor with its calibration refitted on its own networks and ``extra``."""
+def refitted(predictor: LatencyPredictor, frame: pd.DataFrame, extra: list[tuple[Arch, float]],
+             weight: float) -> LatencyPredictor:
+    """The table's predictor with its calibration refitted on its own networks and ``extra``
+    (each counted ``weight`` times a member of the space)."""
     meta, rows = predictor.meta, frame.to_dict("records")
     added = [{"kind": "model", "arch": arch.to_json(indent=None), "ms": ms} for arch, ms in extra]
-    weights = np.concatenate([calibration_weights(rows, meta), np.ones(len(added))])
+    weights = np.concatenate([calibration_weights(rows, meta), np.full(len(added), weight)])
     calibration = fit_calibration(rows + added, meta.periods, weights=weights)
     return LatencyPredictor(replace(meta, calibration=calibration), OpLookup(frame, meta.periods))
 
@@ -73,6 +76,7 @@ def main() -> None:
     parser.add_argument("--family-csv", type=Path, help="a NetAdapt family.csv measured against this table")
     parser.add_argument("--widths", default="0.25,0.375,0.5")
     parser.add_argument("--narrow", type=int, default=12)
+    parser.add_argument("--narrow-weights", default="0.5,1", help="weights of the extra networks in the refit")
     parser.add_argument("--cut-width", type=float, default=0.25)
     parser.add_argument("--samples", type=int, default=24)
     parser.add_argument("--seed", type=int, default=1)
@@ -94,7 +98,8 @@ def main() -> None:
     if args.family_csv:
         family = pd.read_csv(args.family_csv)
         measured["family"] = ([Arch.from_json(a) for a in family["arch"]], family["measured_ms"].to_numpy())
-    candidates = {"table": predictor, "with narrow": refitted(predictor, frame, extra)}
+    candidates = {"table": predictor, **{f"narrow x{w}": refitted(predictor, frame, extra, float(w))
+                                         for w in args.narrow_weights.split(",")}}
     networks = pd.DataFrame(
         [{"set": "extra", "arch": arch.to_json(indent=None), "measured_ms": ms} for arch, ms in extra]
         + [{"set": name, "index": i, "arch": arch.to_json(indent=None), "measured_ms": float(ms),
