@@ -38,13 +38,13 @@ from hwadapt.lut.calibrate import fit_calibration
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import calibration_weights
-from hwadapt.lut.store import load_lut
+from hwadapt.lut.store import LutMeta, load_lut
 from hwadapt.lut.validate import sample_archs
 from hwadapt.measure import measure_in_windows, median_window
 from narrow_cuts import cut_networks  # a sibling script: benchmarks/ is on the path
 
 
-def narrow_members(meta, widths: list[float], count: int, seed: int) -> list[Arch]:
+def narrow_members(meta: LutMeta, widths: list[float], count: int, seed: int) -> list[Arch]:
     rng = np.random.default_rng(seed)
     per_width = max(1, count // len(widths))
     return [arch for width in widths
@@ -60,7 +60,7 @@ def refitted(predictor: LatencyPredictor, frame: pd.DataFrame, extra: list[tuple
     added = [{"kind": "model", "arch": arch.to_json(indent=None), "ms": ms} for arch, ms in extra]
     weights = np.concatenate([calibration_weights(rows, meta), np.full(len(added), weight)])
     calibration = fit_calibration(rows + added, meta.periods, weights=weights)
-    return LatencyPredictor(replace(meta, calibration=calibration), OpLookup(frame, meta.periods))
+    return LatencyPredictor(replace(meta, calibration=calibration), predictor.lookup)
 
 
 def ratio_figures(ratios: np.ndarray) -> dict[str, float]:
@@ -82,8 +82,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/narrow_calibration"))
     args = parser.parse_args()
-    predictor = LatencyPredictor.load(args.lut)
     meta, frame = load_lut(args.lut)
+    predictor = LatencyPredictor(meta, OpLookup(frame, meta.periods))
     narrow = narrow_members(meta, [float(w) for w in args.widths.split(",")], args.narrow, args.seed)
     tests = {"cuts": [arch for _, _, arch in cut_networks(predictor, args.cut_width, [8, 24])],
              "validation": sample_archs(meta.family, meta.resolution, meta.num_classes, args.samples, args.seed)}

@@ -20,11 +20,12 @@ import pandas as pd
 
 from hwadapt.arch.families import build
 from hwadapt.arch.groups import set_widths, width_groups
+from hwadapt.arch.spec import Arch
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.measure import measure_in_windows, median_window
 
 
-def cut_networks(predictor: LatencyPredictor, width: float, cuts: list[int]) -> list[tuple[str, int, object]]:
+def cut_networks(predictor: LatencyPredictor, width: float, cuts: list[int]) -> list[tuple[str, int, Arch]]:
     """The base network and one copy per (group, cut) narrower than the group is."""
     meta = predictor.meta
     base = build(meta.family, width=width, resolution=meta.resolution, num_classes=meta.num_classes)
