@@ -7,15 +7,17 @@ from hwadapt.arch.ops import lower
 from hwadapt.lut.calibrate import CACHE_MB, fit_calibration, spilled_mb, weight_mb
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.predictor import LatencyPredictor
-from hwadapt.lut.profile import (SHRUNK_WEIGHT, calibration_archs, calibration_set, calibration_weights, model_row_key,
-                                 op_row_key, shrunk_mask)
+from hwadapt.arch.families import NARROW_WIDTHS, build
+from hwadapt.arch.groups import width_groups
+from hwadapt.lut.profile import (NARROW_WEIGHT, SHRUNK_WEIGHT, calibration_archs, calibration_roles, calibration_set,
+                                 calibration_weights, model_row_key, op_row_key, shrunk_mask)
 from hwadapt.lut.space import GridPeriods, grid_settings, shape_classes
 from hwadapt.lut.store import LutError, LutMeta
 from hwadapt.lut.validate import sample_archs
 
 FAMILY, RESOLUTION = "mobilenet_v2", 32
 OVERHEAD_MS = 0.02
-DRAW = {"scheme": "balanced", "count": 30, "seed": 0, "shrunk": 9}  # how calibration_archs(..., 30, seed=0) draws
+DRAW = {"scheme": "balanced", "count": 30, "seed": 0, "shrunk": 8, "narrow": 5}  # how calibration_archs(..., 30, seed=0) draws
 
 
 def standalone_ms(op) -> float:
@@ -54,10 +56,10 @@ def test_shrunk_calibration_networks_weigh_less_and_members_are_priced_closer():
     drawn = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0)
     rows = [{**op_row_key(op), "ms": standalone_ms(op)}
             for cls in shape_classes(FAMILY, RESOLUTION, 10, grid) for op in cls.ops()]
-    rows += [{**model_row_key(a), "ms": network_ms(a, 0.01) * (1.1 if shrunk else 1.0)} for a, shrunk in drawn]
+    rows += [{**model_row_key(a), "ms": network_ms(a, 0.01) * (1.1 if role == "shrunk" else 1.0)} for a, role in drawn]
     meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, grid=grid, calibration_draw=DRAW)
     weights = calibration_weights(rows, meta)
-    assert SHRUNK_WEIGHT == 0.5 and weights.tolist() == [1.0] * 21 + [0.5] * 9
+    assert SHRUNK_WEIGHT == NARROW_WEIGHT == 0.5 and weights.tolist() == [1.0] * 17 + [0.5] * 13
     members = sample_archs(FAMILY, RESOLUTION, 10, 12, seed=1)
 
     def members_error(fit_weights) -> float:
@@ -100,22 +102,40 @@ def test_spilled_weights_ramp_up_to_the_cache_size():
     assert spilled_mb(op, 8 * mb, None) == 0.0
 
 
-def test_shrunk_networks_are_told_apart_in_balanced_and_older_tables():
+def test_shrunk_and_narrow_networks_are_told_apart_in_balanced_and_older_tables():
     """A table records how its calibration set was drawn, and its refit weighs the same
     networks as its build did: one without the record (built before balanced sets) is
     read as independent draws, every other one shrunk; a balanced one without a shrunk
-    count (run 30) as half of them shrunk."""
+    count (run 30) as half of them shrunk; one without a narrow count as none narrow."""
     balanced = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0)
-    half_shrunk = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0, shrunk=15)
+    half_shrunk = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0, shrunk=15, narrow=0)
     independent = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0, scheme="independent")
     run30_record = {key: DRAW[key] for key in ("scheme", "count", "seed")}
-    cases = ((balanced, DRAW, [False] * 21 + [True] * 9), (half_shrunk, run30_record, [False] * 15 + [True] * 15),
-             (independent, {}, [False] + [True, False] * 14 + [True]))
-    for drawn, record, flags in cases:
+    cases = ((balanced, DRAW, ["base"] + ["member"] * 16 + ["shrunk"] * 8 + ["narrow"] * 5),
+             (half_shrunk, run30_record, ["base"] + ["member"] * 14 + ["shrunk"] * 15),
+             (independent, {}, ["base"] + ["shrunk", "member"] * 14 + ["shrunk"]))
+    for drawn, record, roles in cases:
         meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, calibration_draw=record)
-        assert [s for _, s in drawn] == flags
-        assert shrunk_mask([a.to_json(indent=None) for a, _ in drawn], meta).tolist() == flags
+        archs = [a.to_json(indent=None) for a, _ in drawn]
+        assert [r for _, r in drawn] == roles and calibration_roles(archs, meta).tolist() == roles
+        assert shrunk_mask(archs, meta).tolist() == [r == "shrunk" for r in roles]
     assert len({a.to_json() for a, _ in balanced}) == 30
     assert not {a.to_json() for a, _ in balanced[1:]} & {a.to_json() for a, _ in independent[1:]}
     with pytest.raises(LutError, match="unknown calibration scheme"):
         calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0, scheme="sobol")
+
+
+def test_narrow_networks_extend_the_older_set_and_are_narrow_in_every_group():
+    """The narrow networks are drawn from their own stream: a set with them holds the set a
+    table without them drew, and each is no wider in any group than the narrow base it was drawn from, as many from each of NARROW_WIDTHS."""
+    older = calibration_set(FAMILY, RESOLUTION, 10, 25, seed=0, narrow=0)
+    newer = calibration_set(FAMILY, RESOLUTION, 10, 31, seed=0, shrunk=8, narrow=6)
+    assert [(a.to_json(), r) for a, r in newer[:25]] == [(a.to_json(), r) for a, r in older]
+    narrow = [a for a, role in newer if role == "narrow"]
+    assert len(narrow) == 6 and len(NARROW_WIDTHS) == 3
+    for i, width in enumerate(NARROW_WIDTHS):
+        base = build(FAMILY, width=width, resolution=RESOLUTION, num_classes=10)
+        assert all(g.width(a) <= g.width(base) for a in narrow[2 * i:2 * i + 2] for g in width_groups(base))
+    full = build(FAMILY, resolution=RESOLUTION, num_classes=10)
+    assert all(sum(map(lambda g: g.width(a), width_groups(full))) < 0.5 * sum(map(lambda g: g.width(full), width_groups(full)))
+               for a in narrow)

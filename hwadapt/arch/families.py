@@ -17,6 +17,7 @@ from hwadapt.arch.spec import Arch, ArchError, Block
 
 FamilyBuilder = Callable[..., Arch]
 FAMILIES: dict[str, FamilyBuilder] = {}
+NARROW_WIDTHS = (0.25, 0.375, 0.5)  # width multipliers of the bases narrow networks are drawn from
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class Space:
     sample: Callable[[int, int, np.random.Generator], Arch]  # (resolution, num_classes, rng) -> member
     # (resolution, num_classes, count, rng) -> members that cover the space evenly together
     balanced: Callable[[int, int, int, np.random.Generator], list[Arch]] | None = None
+    # (resolution, num_classes, count, rng) -> networks narrower than any member: the
+    # members of the space of a narrower base, where NetAdapt's late members go
+    narrow: Callable[[int, int, int, np.random.Generator], list[Arch]] | None = None
 
     def sample_many(self, resolution: int, num_classes: int, count: int, rng: np.random.Generator) -> list[Arch]:
         """``count`` members drawn together: evenly spread where the space knows how, else
@@ -35,6 +39,10 @@ class Space:
         if self.balanced is not None:
             return self.balanced(resolution, num_classes, count, rng)
         return [self.sample(resolution, num_classes, rng) for _ in range(count)]
+
+    def sample_narrow(self, resolution: int, num_classes: int, count: int, rng: np.random.Generator) -> list[Arch]:
+        """``count`` networks narrow in every group (none where the space has no narrower form)."""
+        return [] if self.narrow is None or count <= 0 else self.narrow(resolution, num_classes, count, rng)
 
 
 SPACES: dict[str, Space] = {}
@@ -50,10 +58,19 @@ def family_space(family: str) -> Space:
         return SPACES[family]
     if family not in FAMILIES:
         raise ArchError(f"unknown family {family!r}; known: {', '.join(sorted(FAMILIES))}")
-    base = lambda r, c: build(family, resolution=r, num_classes=c)  # noqa: E731
+    base = lambda r, c, width=1.0: build(family, width=width, resolution=r, num_classes=c)  # noqa: E731
     return Space(ops=lambda r, c: lower(base(r, c)),
                  sample=lambda r, c, rng: random_widths(base(r, c), rng),
-                 balanced=lambda r, c, count, rng: balanced_widths(base(r, c), count, rng))
+                 balanced=lambda r, c, count, rng: balanced_widths(base(r, c), count, rng),
+                 narrow=lambda r, c, count, rng: narrow_members(lambda w: base(r, c, w), count, rng))
+
+
+def narrow_members(base: Callable[[float], Arch], count: int, rng: np.random.Generator) -> list[Arch]:
+    """``count`` random-width members of the bases at ``NARROW_WIDTHS`` (``base(width)``),
+    split as evenly as the count allows, each width's drawn together (:func:`balanced_widths`)."""
+    shares = [len(part) for part in np.array_split(np.arange(count), len(NARROW_WIDTHS))]
+    return [arch for width, share in zip(NARROW_WIDTHS, shares) if share
+            for arch in balanced_widths(base(width), share, rng)]
 
 
 def register(name: str) -> Callable[[FamilyBuilder], FamilyBuilder]:

@@ -1,6 +1,7 @@
 """Pricing an architecture from a LUT: interpolated op times, calibrated to whole models."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -69,9 +70,10 @@ class LatencyPredictor:
     # -- prediction ---------------------------------------------------------------
     def op_cost(self, op: Op, network_mb: float) -> tuple[float, bool]:
         """Calibrated cost of one op in a network with ``network_mb`` MB of weights (scaled
-        LUT time, weight traffic, spilled weights, per-op overhead)."""
+        LUT time, its concave term, weight traffic, spilled weights, per-op overhead)."""
         ms, interpolated = self.lookup.ms(op)
-        cost = (self.coef[feature_name(op)] * ms + self.coef["weights_mb"] * weight_mb(op)
+        cost = (self.coef[feature_name(op)] * ms + self.coef["sqrt_ms"] * math.sqrt(max(ms, 0.0))
+                + self.coef["weights_mb"] * weight_mb(op)
                 + self.coef["spilled_mb"] * spilled_mb(op, network_mb, self.cache_mb) + self.coef["n_ops"])
         return cost, interpolated
 

@@ -42,10 +42,12 @@ log = logging.getLogger(__name__)
 PROBE_SCALED_COLUMNS = ("ms", "p10_ms", "p90_ms", "std_ms")  # on the probe's time base
 CALIBRATION_STREAM = 0  # validation samples use another stream of the same seed
 CALIBRATION_SCHEMES = ("balanced", "independent")
+NARROW_STREAM = 1  # narrow calibration networks: their own stream, so the others are drawn as before
 SHRUNK_WEIGHT = 0.5  # of a shrunk calibration network in the fit (a member's: 1)
-CALIBRATION_MODELS = 60  # whole networks a table below LARGE_INPUT_PX measures: the base, 40 members, 19 shrunk
+NARROW_WEIGHT = 0.5  # of a narrow one
+CALIBRATION_MODELS = 72  # whole networks a table below LARGE_INPUT_PX measures: the base, 40 members, 19 shrunk, 12 narrow
 LARGE_INPUT_PX = 128  # from this input side on, tables measure LARGE_INPUT_MODELS
-LARGE_INPUT_MODELS = 40
+LARGE_INPUT_MODELS = 48  # the base, 26 members, 13 shrunk, 8 narrow
 # rounds an op row takes at most in one window (a whole network: the plan's max_rounds).
 # Why fewer: in a calm stretch nearly every op row stops at the plan's minimum (run 30:
 # 96% at 6 rounds), in a noisy one a fifth to a third ran to 24 rounds and the table's op
@@ -107,94 +109,129 @@ def independent_draw(family: str, resolution: int, num_classes: int, seed: int, 
     return member, random_widths(member, rng, low=0.0)
 
 
-def default_shrunk(count: int) -> int:
-    """How many of ``count`` calibration networks a new table shrinks: a third of those
-    drawn (the rest, and the base network, are members of the space).
+def default_narrow(count: int) -> int:
+    """How many of ``count`` calibration networks a new table draws narrow in every group
+    (:meth:`Space.sample_narrow`): a sixth.
+
+    Why: the members and the shrunk networks always keep some group wide, and the fit
+    on them alone extrapolated where every group is narrow, each table its own way: the
+    x0.25 MobileNetV1 base and its single cuts at 32 px were priced 1-10% high on one
+    ONNX Runtime table and up to 7% low on another (``benchmarks/narrow_cuts.py``), and
+    NetAdapt's result from the x0.5 base 6% high (run G). With 12 such networks added
+    at half weight, and the fit's concave term (``hwadapt.lut.calibrate``), the cuts
+    came within 4% and the NetAdapt family within 2.4% of their prediction, validation
+    unchanged (``benchmarks/narrow_calibration.py``)."""
+    return count // 6
+
+
+def default_shrunk(count: int, narrow: int = 0) -> int:
+    """How many of ``count`` calibration networks (``narrow`` of them narrow) a new table
+    shrinks: a third of the others drawn (the rest, and the base network, are members of
+    the space).
 
     Why not half, as tables until run 30 did: refitted on their own networks measured
     again beside the validation networks, four 32 px tables (19 members, 20 shrunk)
     priced held-out validation networks 1.0-2.2% low on LiteRT and 1.1% low on ONNX
     Runtime's MobileNetV2, and 0.3-1.2% and 0.5% low with 20 more members
     (``benchmarks/calibration_remeasure.py``)."""
-    return (count - 1) // 3
+    return (count - 1 - narrow) // 3
 
 
 def calibration_set(family: str, resolution: int, num_classes: int, count: int, seed: int,
-                    scheme: str = "balanced", shrunk: int | None = None) -> list[tuple[Arch, bool]]:
-    """The ``count`` calibration networks and whether each is shrunk: the base network,
-    members of the family's space, and ``shrunk`` networks (None: :func:`default_shrunk`)
-    that are members with any width cut down to 8 channels, so the fit holds where
-    NetAdapt goes.
+                    scheme: str = "balanced", shrunk: int | None = None,
+                    narrow: int | None = None) -> list[tuple[Arch, str]]:
+    """The ``count`` calibration networks, each with its role: ``"base"`` (the base
+    network), ``"member"`` (a member of the family's space), ``"shrunk"`` (``shrunk``
+    members, None: :func:`default_shrunk`, with any width cut down to 8 channels, so the
+    fit holds where NetAdapt goes) and ``"narrow"`` (``narrow`` networks, None:
+    :func:`default_narrow`, narrow in every group; fewer where the space has no narrow
+    form, and then as many more members).
 
     ``scheme``: ``"balanced"`` draws the members together so that they cover the space
     evenly (:meth:`Space.sample_many`), and the networks to shrink likewise;
     ``"independent"``: each member drawn on its own (:func:`independent_draw`; every
-    other network shrunk, ``shrunk`` ignored)."""
+    other network shrunk, ``shrunk`` and ``narrow`` ignored)."""
     if scheme not in CALIBRATION_SCHEMES:
         raise LutError(f"unknown calibration scheme {scheme!r}; expected one of {', '.join(CALIBRATION_SCHEMES)}")
     drawn = count - 1
     if scheme == "independent":
         pairs = [independent_draw(family, resolution, num_classes, seed, i) for i in range(drawn)]
-        rest = [(member, False) if i % 2 else (shrunk, True) for i, (member, shrunk) in enumerate(pairs)]
+        rest = [(member, "member") if i % 2 else (cut, "shrunk") for i, (member, cut) in enumerate(pairs)]
     else:
-        shrunk = default_shrunk(count) if shrunk is None else shrunk
+        narrow = default_narrow(count) if narrow is None else narrow
+        shrunk = default_shrunk(count, narrow) if shrunk is None else shrunk
         space, rng = family_space(family), np.random.default_rng([seed, CALIBRATION_STREAM])
-        members = space.sample_many(resolution, num_classes, drawn - shrunk, rng)
+        narrow_rng = np.random.default_rng([seed, CALIBRATION_STREAM, NARROW_STREAM])
+        thin = space.sample_narrow(resolution, num_classes, narrow, narrow_rng)
+        members = space.sample_many(resolution, num_classes, drawn - shrunk - len(thin), rng)
         to_shrink = space.sample_many(resolution, num_classes, shrunk, rng)
-        rest = [(arch, False) for arch in members] + [(random_widths(arch, rng, low=0.0), True) for arch in to_shrink]
+        rest = ([(arch, "member") for arch in members] + [(random_widths(arch, rng, low=0.0), "shrunk")
+                                                          for arch in to_shrink] + [(arch, "narrow") for arch in thin])
     base = build(family, resolution=resolution, num_classes=num_classes)
-    return [(base, False), *rest]
+    return [(base, "base"), *rest]
 
 
 def calibration_archs(family: str, resolution: int, num_classes: int, count: int, seed: int,
-                      scheme: str = "balanced", shrunk: int | None = None) -> list[Arch]:
+                      scheme: str = "balanced", shrunk: int | None = None, narrow: int | None = None) -> list[Arch]:
     """The networks of :func:`calibration_set`."""
-    return [arch for arch, _ in calibration_set(family, resolution, num_classes, count, seed, scheme, shrunk)]
+    return [arch for arch, _ in calibration_set(family, resolution, num_classes, count, seed, scheme, shrunk, narrow)]
 
 
 def table_draw(meta: LutMeta, seed: int = 0) -> dict[str, Any]:
     """How a table's calibration set was drawn: its sidecar's record (tables without one:
     independently, ``seed``; balanced ones of run 30, without a ``shrunk`` count: half
-    of the drawn networks shrunk)."""
+    of the drawn networks shrunk; balanced ones before narrow networks: none)."""
     draw = meta.calibration_draw or {"scheme": "independent", "seed": seed}
     if draw["scheme"] == "balanced" and "shrunk" not in draw:
-        return {**draw, "shrunk": (draw["count"] - 1) - (draw["count"] - 1) // 2}
+        draw = {**draw, "shrunk": (draw["count"] - 1) - (draw["count"] - 1) // 2}
+    if draw["scheme"] == "balanced" and "narrow" not in draw:
+        draw = {**draw, "narrow": 0}
     return draw
+
+
+def calibration_roles(archs: list[str], meta: LutMeta) -> np.ndarray:
+    """The role (:func:`calibration_set`) of each of a table's calibration networks (JSON,
+    in table order); ``"member"`` for any the draw does not name."""
+    draw = table_draw(meta)
+    shape = (meta.family, meta.resolution, meta.num_classes)
+    if draw["scheme"] == "independent":  # any draw's shrunk form: run 28 shrank every third, others every other
+        roles = {independent_draw(*shape, draw["seed"], i)[1].to_json(indent=None): "shrunk" for i in range(len(archs))}
+        roles[build(meta.family, resolution=meta.resolution, num_classes=meta.num_classes).to_json(indent=None)] = "base"
+    else:
+        roles = {arch.to_json(indent=None): role for arch, role in calibration_set(
+            *shape, draw["count"], draw["seed"], shrunk=draw["shrunk"], narrow=draw["narrow"]) if role != "member"}
+    return np.array([roles.get(a, "member") for a in archs], dtype=object)
 
 
 def shrunk_mask(archs: list[str], meta: LutMeta) -> np.ndarray:
     """Which of a table's calibration networks (JSON, in table order) are shrunk draws."""
-    draw = table_draw(meta)
-    shape = (meta.family, meta.resolution, meta.num_classes)
-    if draw["scheme"] == "independent":  # any draw's shrunk form: run 28 shrank every third, others every other
-        shrunk = {independent_draw(*shape, draw["seed"], i)[1] for i in range(len(archs))}
-    else:
-        shrunk = {arch for arch, is_shrunk in calibration_set(*shape, draw["count"], draw["seed"], shrunk=draw["shrunk"])
-                  if is_shrunk}
-    names = {arch.to_json(indent=None) for arch in shrunk}
-    return np.array([a in names for a in archs], dtype=bool)
+    return calibration_roles(archs, meta) == "shrunk"
 
 
 def calibration_weights(rows: list[dict[str, Any]], meta: LutMeta) -> np.ndarray:
     """The fit's weight of each calibration network (model rows, in table order): the
-    shrunk ones count ``SHRUNK_WEIGHT``.
+    shrunk ones count ``SHRUNK_WEIGHT``, the narrow ones ``NARROW_WEIGHT``.
 
     Why less than the members: the validation networks, and most networks a search
     prices, are members, and on the 12 stored 32 px tables of runs 25-27 the fit with the
     shrunk ones at half weight priced the validation networks within 5% for 85.6-91.2%
     (all alike: 84.4-87.5%), the shrunk ones left out of the fit 0.1-0.3 points of MAPE
     worse (``benchmarks/calibration_mix.py``). Shrinking only every third network
-    instead (run 28) left the shrunk ones 5.9% off where twenty of them were 3.5-4.3%."""
-    archs = [r["arch"] for r in rows if r["kind"] == "model"]
-    return np.where(shrunk_mask(archs, meta), SHRUNK_WEIGHT, 1.0)
+    instead (run 28) left the shrunk ones 5.9% off where twenty of them were 3.5-4.3%.
+    Narrow networks at full weight priced NetAdapt's family 0.5 points worse than at
+    half (``benchmarks/narrow_calibration.py``)."""
+    roles = calibration_roles([r["arch"] for r in rows if r["kind"] == "model"], meta)
+    return np.select([roles == "shrunk", roles == "narrow"], [SHRUNK_WEIGHT, NARROW_WEIGHT], 1.0)
 
 
 def plan_jobs(family: str, resolution: int, num_classes: int, calibration_models: int, seed: int,
-              grid: dict[str, int] | None = None, scheme: str = "balanced", shrunk: int | None = None) -> list[Job]:
+              grid: dict[str, int] | None = None, scheme: str = "balanced", shrunk: int | None = None,
+              narrow: int | None = None) -> list[Job]:
     jobs = [Job(row_key(op_row_key(op)), op=op)
             for cls in shape_classes(family, resolution, num_classes, grid) for op in cls.ops()]
     jobs += [Job(row_key(model_row_key(a)), arch=a)
-             for a in calibration_archs(family, resolution, num_classes, calibration_models, seed, scheme, shrunk)]
+             for a in calibration_archs(family, resolution, num_classes, calibration_models, seed, scheme, shrunk,
+                                 narrow)]
     unique = {job.key: job for job in jobs}  # a random draw can repeat a network: measure it once
     return list(unique.values())
 
@@ -276,14 +313,15 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
     fresh = LutMeta(family, resolution, num_classes, agent.backend, target_fingerprint(agent, plan),
                     probe.arch.to_dict(), grid={**grid_settings(family, agent.backend), **(grid or {})},
                     calibration_draw={"scheme": "balanced", "count": calibration_models, "seed": seed,
-                                      "shrunk": default_shrunk(calibration_models)})
+                                      "narrow": default_narrow(calibration_models),
+                                      "shrunk": default_shrunk(calibration_models, default_narrow(calibration_models))})
     meta, rows = _start(agent, path, fresh)
     meta.grid = fresh.grid  # the jobs below are planned on the current grid
     # a resumed table keeps its own calibration set
     meta.calibration_draw = draw = {"count": calibration_models, **table_draw(meta, seed)}
     done = {row_key(r) for r in rows}
     jobs = [j for j in plan_jobs(family, resolution, num_classes, draw["count"], draw["seed"], meta.grid,
-                                 draw["scheme"], draw.get("shrunk")) if j.key not in done]
+                                 draw["scheme"], draw.get("shrunk"), draw.get("narrow")) if j.key not in done]
     random.Random(seed).shuffle(jobs)
     journal = Journal(path)
     try:
