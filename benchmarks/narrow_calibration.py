@@ -1,8 +1,9 @@
 """Would uniformly narrow networks in the calibration set price small networks right?
 
-A table's calibration networks are members of the family's space (every group at
-25-100% of its full width) and shrunk members (any group down to 8 channels); the small
-ones among them keep some group wide. ``narrow_cuts.py`` found networks narrow in every
+Until run 34 a table's calibration networks were members of the family's space (every
+group at 25-100% of its full width) and shrunk members (any group down to 8 channels);
+the small ones among them keep some group wide (tables since hold narrow ones too:
+``hwadapt.lut.profile.default_narrow``). ``narrow_cuts.py`` found networks narrow in every
 group (the x0.25 base and its single cuts, NetAdapt's late members) priced 1-10% high.
 This measures ``--narrow`` extra calibration networks, random-width members of the
 family at each of ``--widths`` (e.g. the x0.25 base with every group at 25-100% of its
@@ -31,25 +32,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hwadapt.arch.families import build
-from hwadapt.arch.groups import balanced_widths
+from hwadapt.arch.families import build, narrow_members
 from hwadapt.arch.spec import Arch
 from hwadapt.lut.calibrate import fit_calibration
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import calibration_weights
-from hwadapt.lut.store import LutMeta, load_lut
+from hwadapt.lut.store import load_lut
 from hwadapt.lut.validate import sample_archs
 from hwadapt.measure import measure_in_windows, median_window
 from narrow_cuts import cut_networks  # a sibling script: benchmarks/ is on the path
-
-
-def narrow_members(meta: LutMeta, widths: list[float], count: int, seed: int) -> list[Arch]:
-    rng = np.random.default_rng(seed)
-    per_width = max(1, count // len(widths))
-    return [arch for width in widths
-            for arch in balanced_widths(build(meta.family, width=width, resolution=meta.resolution,
-                                              num_classes=meta.num_classes), per_width, rng)]
 
 
 def refitted(predictor: LatencyPredictor, frame: pd.DataFrame, extra: list[tuple[Arch, float]],
@@ -84,7 +76,8 @@ def main() -> None:
     args = parser.parse_args()
     meta, frame = load_lut(args.lut)
     predictor = LatencyPredictor(meta, OpLookup(frame, meta.periods))
-    narrow = narrow_members(meta, [float(w) for w in args.widths.split(",")], args.narrow, args.seed)
+    narrow = narrow_members(lambda w: build(meta.family, width=w, resolution=meta.resolution, num_classes=meta.num_classes),
+                            args.narrow, np.random.default_rng(args.seed), [float(w) for w in args.widths.split(",")])
     tests = {"cuts": [arch for _, _, arch in cut_networks(predictor, args.cut_width, [8, 24])],
              "validation": sample_archs(meta.family, meta.resolution, meta.num_classes, args.samples, args.seed)}
     measured_archs = narrow + [arch for archs in tests.values() for arch in archs]

@@ -6,7 +6,7 @@ find them by name.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,11 +65,12 @@ def family_space(family: str) -> Space:
                  narrow=lambda r, c, count, rng: narrow_members(lambda w: base(r, c, w), count, rng))
 
 
-def narrow_members(base: Callable[[float], Arch], count: int, rng: np.random.Generator) -> list[Arch]:
-    """``count`` random-width members of the bases at ``NARROW_WIDTHS`` (``base(width)``),
-    split as evenly as the count allows, each width's drawn together (:func:`balanced_widths`)."""
-    shares = [len(part) for part in np.array_split(np.arange(count), len(NARROW_WIDTHS))]
-    return [arch for width, share in zip(NARROW_WIDTHS, shares) if share
+def narrow_members(base: Callable[[float], Arch], count: int, rng: np.random.Generator,
+                   widths: Sequence[float] = NARROW_WIDTHS) -> list[Arch]:
+    """``count`` random-width members of the bases at ``widths`` (``base(width)``), split
+    as evenly as the count allows, each width's drawn together (:func:`balanced_widths`)."""
+    shares = [len(part) for part in np.array_split(np.arange(count), len(widths))]
+    return [arch for width, share in zip(widths, shares) if share
             for arch in balanced_widths(base(width), share, rng)]
 
 
