@@ -139,3 +139,29 @@ def test_narrow_networks_extend_the_older_set_and_are_narrow_in_every_group():
     full = build(FAMILY, resolution=RESOLUTION, num_classes=10)
     assert all(sum(map(lambda g: g.width(a), width_groups(full))) < 0.5 * sum(map(lambda g: g.width(full), width_groups(full)))
                for a in narrow)
+
+
+def test_concave_term_is_fitted_where_small_ops_cost_less_and_can_be_held_out():
+    """Networks whose ops cost their standalone time less a multiple of its square root (a
+    small op pays relatively less in a network): the fit finds that term and prices
+    unseen networks; held at 0 (``without``), it prices them worse."""
+    grid, periods = grid_settings(FAMILY), GridPeriods.of(grid_settings(FAMILY))
+    rows = [{**op_row_key(op), "ms": standalone_ms(op)}
+            for cls in shape_classes(FAMILY, RESOLUTION, 10, grid) for op in cls.ops()]
+
+    def concave_ms(arch) -> float:
+        return OVERHEAD_MS + sum(standalone_ms(op) - 0.004 * np.sqrt(standalone_ms(op)) for op in lower(arch))
+
+    rows += [{**model_row_key(a), "ms": concave_ms(a)} for a in calibration_archs(FAMILY, RESOLUTION, 10, 30, seed=0)]
+    unseen = sample_archs(FAMILY, RESOLUTION, 10, 12, seed=1)
+
+    def worst_error(**options) -> tuple[float, dict]:
+        meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, grid=grid, calibration_draw=DRAW)
+        meta.calibration = fit_calibration(rows, periods, **options)
+        predictor = LatencyPredictor(meta, OpLookup(pd.DataFrame(rows), periods))
+        return max(abs(predictor.predict_ms(a) / concave_ms(a) - 1) for a in unseen), meta.calibration
+
+    error, calibration = worst_error()
+    assert calibration["coef"]["sqrt_ms"] == pytest.approx(-0.004, rel=0.1) and error < 0.01
+    held_error, held = worst_error(without=("sqrt_ms",))
+    assert held["coef"]["sqrt_ms"] == 0.0 and held_error > 2 * error

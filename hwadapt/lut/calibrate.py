@@ -118,21 +118,23 @@ def calibration_networks(rows: list[dict[str, Any]],
 
 def fit_calibration(rows: list[dict[str, Any]], periods: GridPeriods = GridPeriods(),
                     cache_sizes: Sequence[float] = CACHE_MB,
-                    weights: Sequence[float] | None = None) -> dict[str, Any]:
+                    weights: Sequence[float] | None = None, without: Sequence[str] = ()) -> dict[str, Any]:
     """Fit the coefficients on the table's whole-model rows (``periods``: the grid's, for the
     lookup), with each of ``cache_sizes`` (MB) and with no spill term; keep the best fit.
-    ``weights``: one per model row, in table order (None: all alike)."""
+    ``weights``: one per model row, in table order (None: all alike); ``without``: features
+    held at 0 (for benchmarks that weigh a term)."""
     networks, op_ms, y = calibration_networks(rows, periods)
     if not networks:
         return identity_calibration()
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
-    fits = [fit_features(np.array([features(ops, ms, cache) for ops, ms in zip(networks, op_ms)]), y, cache, w)
-            for cache in (None, *cache_sizes)]
+    fits = [fit_features(np.array([features(ops, ms, cache) for ops, ms in zip(networks, op_ms)]), y, cache, w,
+                         without) for cache in (None, *cache_sizes)]
     fits = [f for f in fits if f is not None]
     return min(fits, key=lambda f: f["fit_mape"]) if fits else identity_calibration()
 
 
-def fit_features(X: np.ndarray, y: np.ndarray, cache_mb: float | None, weights: np.ndarray) -> dict[str, Any] | None:
+def fit_features(X: np.ndarray, y: np.ndarray, cache_mb: float | None, weights: np.ndarray,
+                 without: Sequence[str] = ()) -> dict[str, Any] | None:
     """The coefficients for networks whose :func:`features` are the rows of ``X`` and whose
     measured times are ``y``: non-negative least squares on relative error (each
     network's squared error times its weight), scales pulled towards 1; None when there
@@ -140,7 +142,7 @@ def fit_features(X: np.ndarray, y: np.ndarray, cache_mb: float | None, weights: 
     # a feature that does not vary over the calibration set (no adds in MobileNetV1, the
     # op count of a fixed-depth family, a spill where no network passes half the cache)
     # cannot be told apart from the constant: leave it out
-    used = np.array([name == "const" or np.ptp(X[:, j]) > 0 for j, name in enumerate(FEATURES)])
+    used = np.array([name == "const" or (np.ptp(X[:, j]) > 0 and name not in without) for j, name in enumerate(FEATURES)])
     # nor a spill where every network spills all its weights: that is the weight term again
     spill, weights_mb = FEATURES.index("spilled_mb"), FEATURES.index("weights_mb")
     if np.allclose(X[:, spill], X[:, weights_mb]):
