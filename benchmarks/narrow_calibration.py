@@ -1,9 +1,9 @@
 """Would uniformly narrow networks in the calibration set price small networks right?
 
-Until run 34 a table's calibration networks were members of the family's space (every
-group at 25-100% of its full width) and shrunk members (any group down to 8 channels);
-the small ones among them keep some group wide (tables since hold narrow ones too:
-``hwadapt.lut.profile.default_narrow``). ``narrow_cuts.py`` found networks narrow in every
+A table's calibration networks are members of the family's space (every group at
+25-100% of its full width) and shrunk members (any group down to 8 channels); the small
+ones among them keep some group wide (run 34's tables held narrow ones too:
+``hwadapt.lut.profile.calibration_set``). ``narrow_cuts.py`` found networks narrow in every
 group (the x0.25 base and its single cuts, NetAdapt's late members) priced 1-10% high.
 This measures ``--narrow`` extra calibration networks, random-width members of the
 family at each of ``--widths`` (e.g. the x0.25 base with every group at 25-100% of its

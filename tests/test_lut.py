@@ -46,7 +46,7 @@ def test_table_holds_every_planned_key_once(tiny_lut):
     models = sum(1 for key in planned if key[0] == "model")
     assert 8 <= models <= 12  # a repeated random draw is measured once
     assert meta.calibration["models"] == models
-    assert meta.calibration_draw == {"scheme": "balanced", "count": 12, "seed": 0, "shrunk": 3, "narrow": 2}  # so a refit knows the set
+    assert meta.calibration_draw == {"scheme": "balanced", "count": 12, "seed": 0, "shrunk": 3, "narrow": 0}  # so a refit knows the set
     # the time base is the probe's median level over the table's windows
     assert meta.reference_ms == pytest.approx(frame["probe_ms"].median())
     one = frame[frame["windows"] == 1]  # (a row of several windows keeps the fields of the nearest)

@@ -26,10 +26,10 @@ that fits the networks best.
 Why R: the scaled sum is linear in each op's standalone time, and the calibration
 networks decide the line where most of their ops are mid-sized. An op of a few channels,
 timed alone, is mostly the run's fixed cost, and a network narrow in every group is made
-of such ops: fitted on a table's own networks plus 12 narrow ones, a linear fit priced
-NetAdapt's family 2.5% low on average (its wide members up to 4.5%), the fit with the
-concave term R within 0.0% on average and 2.1% at most, its validation networks as
-before (``benchmarks/narrow_calibration.py``). R's coefficient takes either sign.
+of such ops. Refitted with and without it, run 34's eight tables and NetAdapt run H's
+priced their validation networks, NetAdapt's family and the x0.25 base's cuts as well
+or better with it, and fitted their own networks closer (mean MAPE 1.51 -> 1.42%;
+``benchmarks/calibration_terms.py``). R's coefficient takes either sign.
 
 The op kinds' sums all grow with width and are strongly collinear, so a small ridge
 pulls each scale towards 1 (an op costs in a network what it costs alone): without it,

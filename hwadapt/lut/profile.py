@@ -44,10 +44,10 @@ CALIBRATION_STREAM = 0  # validation samples use another stream of the same seed
 CALIBRATION_SCHEMES = ("balanced", "independent")
 NARROW_STREAM = 1  # narrow calibration networks: their own stream, so the others are drawn as before
 SHRUNK_WEIGHT = 0.5  # of a shrunk calibration network in the fit (a member's: 1)
-NARROW_WEIGHT = 0.5  # of a narrow one
-CALIBRATION_MODELS = 72  # whole networks a table below LARGE_INPUT_PX measures: the base, 40 members, 19 shrunk, 12 narrow
+NARROW_WEIGHT = 0.5  # of a narrow one (run 34's tables; new tables draw none: calibration_set)
+CALIBRATION_MODELS = 60  # whole networks a table below LARGE_INPUT_PX measures: the base, 40 members, 19 shrunk
 LARGE_INPUT_PX = 128  # from this input side on, tables measure LARGE_INPUT_MODELS
-LARGE_INPUT_MODELS = 48  # the base, 26 members, 13 shrunk, 8 narrow
+LARGE_INPUT_MODELS = 40  # the base, 26 members, 13 shrunk
 # rounds an op row takes at most in one window (a whole network: the plan's max_rounds).
 # Why fewer: in a calm stretch nearly every op row stops at the plan's minimum (run 30:
 # 96% at 6 rounds), in a noisy one a fifth to a third ran to 24 rounds and the table's op
@@ -109,21 +109,6 @@ def independent_draw(family: str, resolution: int, num_classes: int, seed: int, 
     return member, random_widths(member, rng, low=0.0)
 
 
-def default_narrow(count: int) -> int:
-    """How many of ``count`` calibration networks a new table draws narrow in every group
-    (:meth:`Space.sample_narrow`): a sixth.
-
-    Why: the members and the shrunk networks always keep some group wide, and the fit
-    on them alone extrapolated where every group is narrow, each table its own way: the
-    x0.25 MobileNetV1 base and its single cuts at 32 px were priced 1-10% high on one
-    ONNX Runtime table and up to 7% low on another (``benchmarks/narrow_cuts.py``), and
-    NetAdapt's result from the x0.5 base 6% high (run G). With 12 such networks added
-    at half weight, and the fit's concave term (``hwadapt.lut.calibrate``), the cuts
-    came within 4% and the NetAdapt family within 2.4% of their prediction, validation
-    unchanged (``benchmarks/narrow_calibration.py``)."""
-    return count // 6
-
-
 def default_shrunk(count: int, narrow: int = 0) -> int:
     """How many of ``count`` calibration networks (``narrow`` of them narrow) a new table
     shrinks: a third of the others drawn (the rest, and the base network, are members of
@@ -138,14 +123,20 @@ def default_shrunk(count: int, narrow: int = 0) -> int:
 
 
 def calibration_set(family: str, resolution: int, num_classes: int, count: int, seed: int,
-                    scheme: str = "balanced", shrunk: int | None = None,
-                    narrow: int | None = None) -> list[tuple[Arch, str]]:
+                    scheme: str = "balanced", shrunk: int | None = None, narrow: int = 0) -> list[tuple[Arch, str]]:
     """The ``count`` calibration networks, each with its role: ``"base"`` (the base
     network), ``"member"`` (a member of the family's space), ``"shrunk"`` (``shrunk``
     members, None: :func:`default_shrunk`, with any width cut down to 8 channels, so the
-    fit holds where NetAdapt goes) and ``"narrow"`` (``narrow`` networks, None:
-    :func:`default_narrow`, narrow in every group; fewer where the space has no narrow
-    form, and then as many more members).
+    fit holds where NetAdapt goes) and ``"narrow"`` (``narrow`` networks narrow in every
+    group, :meth:`Space.sample_narrow`; fewer where the space has no narrow form, and
+    then as many more members).
+
+    Why new tables draw no narrow networks (``narrow`` 0), where run 34's tables drew 12
+    (8 from 128 px): refitted without them, those tables and three more ONNX Runtime
+    MobileNetV1 tables at 32 px priced their validation networks and NetAdapt run H's
+    family as well, and the x0.25 base and its single cuts within 2% where the
+    networks at half weight put them 3-5% low (``benchmarks/calibration_terms.py``). They had been added for run G's
+    table, whose NetAdapt family they did price better (``benchmarks/narrow_calibration.py``).
 
     ``scheme``: ``"balanced"`` draws the members together so that they cover the space
     evenly (:meth:`Space.sample_many`), and the networks to shrink likewise;
@@ -158,7 +149,6 @@ def calibration_set(family: str, resolution: int, num_classes: int, count: int, 
         pairs = [independent_draw(family, resolution, num_classes, seed, i) for i in range(drawn)]
         rest = [(member, "member") if i % 2 else (cut, "shrunk") for i, (member, cut) in enumerate(pairs)]
     else:
-        narrow = default_narrow(count) if narrow is None else narrow
         shrunk = default_shrunk(count, narrow) if shrunk is None else shrunk
         space, rng = family_space(family), np.random.default_rng([seed, CALIBRATION_STREAM])
         narrow_rng = np.random.default_rng([seed, CALIBRATION_STREAM, NARROW_STREAM])
@@ -172,7 +162,7 @@ def calibration_set(family: str, resolution: int, num_classes: int, count: int, 
 
 
 def calibration_archs(family: str, resolution: int, num_classes: int, count: int, seed: int,
-                      scheme: str = "balanced", shrunk: int | None = None, narrow: int | None = None) -> list[Arch]:
+                      scheme: str = "balanced", shrunk: int | None = None, narrow: int = 0) -> list[Arch]:
     """The networks of :func:`calibration_set`."""
     return [arch for arch, _ in calibration_set(family, resolution, num_classes, count, seed, scheme, shrunk, narrow)]
 
@@ -218,15 +208,14 @@ def calibration_weights(rows: list[dict[str, Any]], meta: LutMeta) -> np.ndarray
     (all alike: 84.4-87.5%), the shrunk ones left out of the fit 0.1-0.3 points of MAPE
     worse (``benchmarks/calibration_mix.py``). Shrinking only every third network
     instead (run 28) left the shrunk ones 5.9% off where twenty of them were 3.5-4.3%.
-    Narrow networks at full weight priced NetAdapt's family 0.5 points worse than at
-    half (``benchmarks/narrow_calibration.py``)."""
+    The narrow networks of run 34's tables count half, as they did in those tables' fits."""
     roles = calibration_roles([r["arch"] for r in rows if r["kind"] == "model"], meta)
     return np.select([roles == "shrunk", roles == "narrow"], [SHRUNK_WEIGHT, NARROW_WEIGHT], 1.0)
 
 
 def plan_jobs(family: str, resolution: int, num_classes: int, calibration_models: int, seed: int,
               grid: dict[str, int] | None = None, scheme: str = "balanced", shrunk: int | None = None,
-              narrow: int | None = None) -> list[Job]:
+              narrow: int = 0) -> list[Job]:
     jobs = [Job(row_key(op_row_key(op)), op=op)
             for cls in shape_classes(family, resolution, num_classes, grid) for op in cls.ops()]
     jobs += [Job(row_key(model_row_key(a)), arch=a)
@@ -313,15 +302,14 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
     fresh = LutMeta(family, resolution, num_classes, agent.backend, target_fingerprint(agent, plan),
                     probe.arch.to_dict(), grid={**grid_settings(family, agent.backend), **(grid or {})},
                     calibration_draw={"scheme": "balanced", "count": calibration_models, "seed": seed,
-                                      "narrow": default_narrow(calibration_models),
-                                      "shrunk": default_shrunk(calibration_models, default_narrow(calibration_models))})
+                                      "narrow": 0, "shrunk": default_shrunk(calibration_models)})
     meta, rows = _start(agent, path, fresh)
     meta.grid = fresh.grid  # the jobs below are planned on the current grid
     # a resumed table keeps its own calibration set
     meta.calibration_draw = draw = {"count": calibration_models, **table_draw(meta, seed)}
     done = {row_key(r) for r in rows}
     jobs = [j for j in plan_jobs(family, resolution, num_classes, draw["count"], draw["seed"], meta.grid,
-                                 draw["scheme"], draw.get("shrunk"), draw.get("narrow")) if j.key not in done]
+                                 draw["scheme"], draw.get("shrunk"), draw.get("narrow", 0)) if j.key not in done]
     random.Random(seed).shuffle(jobs)
     journal = Journal(path)
     try:
