@@ -76,8 +76,8 @@ def score(table: Path, cuts_pattern: str | None, cut_width: float, family_csv: P
     sets = test_sets(LatencyPredictor(meta, lookup), table, cuts_pattern, cut_width, family_csv)
     found = []
     for name, (without, with_narrow) in VARIANTS.items():
-        calibration = fit_calibration(rows, meta.periods, weights=np.where(narrow & (not with_narrow), 0.0, weights),
-                                      without=without)
+        fit_weights = weights if with_narrow else np.where(narrow, 0.0, weights)
+        calibration = fit_calibration(rows, meta.periods, weights=fit_weights, without=without)
         predictor = LatencyPredictor(replace(meta, calibration=calibration), lookup)
         for set_name, (archs, measured) in sets.items():
             report = summarise(np.array([predictor.predict_ms(a) for a in archs]), measured)

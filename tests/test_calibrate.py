@@ -134,7 +134,8 @@ def test_shrunk_and_narrow_networks_are_told_apart_in_balanced_and_older_tables(
 
 def test_narrow_networks_extend_the_older_set_and_are_narrow_in_every_group():
     """The narrow networks are drawn from their own stream: a set with them holds the set a
-    table without them drew, and each is no wider in any group than the narrow base it was drawn from, as many from each of NARROW_WIDTHS."""
+    table without them drew, and each is no wider in any group than the narrow base it
+    was drawn from, as many from each of NARROW_WIDTHS."""
     older = calibration_set(FAMILY, RESOLUTION, 10, 25, seed=0, narrow=0)
     newer = calibration_set(FAMILY, RESOLUTION, 10, 31, seed=0, shrunk=8, narrow=6)
     assert [(a.to_json(), r) for a, r in newer[:25]] == [(a.to_json(), r) for a, r in older]

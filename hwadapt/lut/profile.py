@@ -302,7 +302,7 @@ def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | 
     fresh = LutMeta(family, resolution, num_classes, agent.backend, target_fingerprint(agent, plan),
                     probe.arch.to_dict(), grid={**grid_settings(family, agent.backend), **(grid or {})},
                     calibration_draw={"scheme": "balanced", "count": calibration_models, "seed": seed,
-                                      "narrow": 0, "shrunk": default_shrunk(calibration_models)})
+                                      "shrunk": default_shrunk(calibration_models)})
     meta, rows = _start(agent, path, fresh)
     meta.grid = fresh.grid  # the jobs below are planned on the current grid
     # a resumed table keeps its own calibration set
