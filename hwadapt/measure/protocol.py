@@ -122,16 +122,14 @@ class _Track:
         return sem <= plan.rel_tol * float(best.mean())
 
 
-def _runs_for(session: ModelSession, plan: MeasurePlan) -> int:
+def prepare(session: ModelSession, plan: MeasurePlan) -> int:
+    """Warm ``session`` up and return how many inferences one of its rounds holds."""
+    if plan.warmup_runs:
+        session.time_round(plan.warmup_runs)
     if plan.fixed_runs:
         return plan.fixed_runs
     first = max(session.time_round(plan.min_runs), 1e-4)
     return int(np.clip(plan.round_ms / first, plan.min_runs, plan.max_runs))
-
-
-def _warm(session: ModelSession, plan: MeasurePlan) -> None:
-    if plan.warmup_runs:
-        session.time_round(plan.warmup_runs)
 
 
 def measure_sessions(agent: DeviceAgent, sessions: Sequence[ModelSession], plan: MeasurePlan,
@@ -144,15 +142,11 @@ def measure_sessions(agent: DeviceAgent, sessions: Sequence[ModelSession], plan:
     """
     estimator = ESTIMATORS[plan.estimator]
     rng = random.Random(plan.seed)
-    tracks = []
-    for session in sessions:
-        _warm(session, plan)
-        tracks.append(_Track(session, _runs_for(session, plan)))
+    tracks = [_Track(session, prepare(session, plan)) for session in sessions]
     probe_runs = 0
     probe_values: list[float] = []
     if probe is not None:
-        _warm(probe, plan)
-        probe_runs = _runs_for(probe, plan)
+        probe_runs = prepare(probe, plan)
         probe_values.append(probe.time_round(probe_runs, estimator.round_statistic))
     deadline = time.monotonic() + plan.time_cap_s
     while True:
