@@ -37,9 +37,12 @@ from hwadapt.arch.families import build
 from hwadapt.materialize import export
 from hwadapt.measure import WINDOWS, default_probe
 from hwadapt.measure.protocol import default_plan, prepare
+from probe_choice import spread_pct  # sibling scripts: benchmarks/ is on the path
+from probe_tracking import robust_pct
 
 ROUNDS = 24
 RUNS = 5  # figures per stretch, as the repeatability check's agent runs
+WINDOW_LEVELS = ("raw", "protocol", "paired_median", "paired_low")
 
 
 def trace(backend: str, family: str, resolution: int, seconds: float) -> pd.DataFrame:
@@ -78,23 +81,18 @@ def per_window(rounds: pd.DataFrame, reference_ms: float) -> pd.DataFrame:
 
 
 def scatter_pct(levels: pd.Series) -> float:
-    logs = np.log(levels.to_numpy())
-    return float(np.median(np.abs(logs - np.median(logs))) * 1.4826 * 100)
+    return robust_pct(np.log(levels))
 
 
 def stretch_spreads(levels: np.ndarray) -> np.ndarray:
     """Spread (max vs min, %) of every RUNS consecutive figures, each the median of WINDOWS windows."""
     figures = np.array([np.median(levels[i:i + WINDOWS]) for i in range(0, len(levels) - WINDOWS + 1, WINDOWS)])
-    return np.array([(s.max() - s.min()) / s.min() * 100
-                     for s in (figures[j:j + RUNS] for j in range(len(figures) - RUNS + 1))])
-
-
-ESTIMATORS = ("raw", "protocol", "paired_median", "paired_low")
+    return np.array([spread_pct(figures[j:j + RUNS]) for j in range(len(figures) - RUNS + 1)])
 
 
 def estimator_table(windows: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    for name in ESTIMATORS:
+    for name in WINDOW_LEVELS:
         spreads = stretch_spreads(windows[name].to_numpy())
         found = len(spreads) > 0
         rows.append({"estimator": name, "window_scatter_pct": scatter_pct(windows[name]),
@@ -140,9 +138,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/window_trace"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    rounds = pd.read_csv(args.from_csv) if args.from_csv else trace(args.backend, args.family, args.resolution,
-                                                                     args.seconds)
-    if not args.from_csv:
+    if args.from_csv:
+        rounds = pd.read_csv(args.from_csv)
+    else:
+        rounds = trace(args.backend, args.family, args.resolution, args.seconds)
         rounds.to_csv(args.out / "rounds.csv", index=False)
     reference = args.reference_ms or float(rounds.loc[rounds["who"] == "probe"].groupby("window")["ms"].min().median())
     windows = per_window(rounds, reference)
