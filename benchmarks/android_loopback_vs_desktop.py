@@ -42,7 +42,7 @@ def build(backend: str, out: Path, args: argparse.Namespace, **options) -> float
                        rel_tol=1.0, time_cap_s=60.0)
     start = time.perf_counter()
     with make_agent(backend, threads=1, **options) as agent:
-        build_lut(agent, args.family, args.resolution, out, calibration_models=1, plan=plan, show_progress=True)
+        build_lut(agent, args.family, args.resolution, out, calibration_models=1, plan=plan, reporter=reporter)
     return time.perf_counter() - start
 
 

@@ -13,11 +13,10 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hwadapt.errors import HwadaptError
 
-
-class AgentError(HwadaptError):
-    """A target that cannot be used: missing runtime, device, delegate or binary."""
+class AgentError(Exception):
+    """A target that cannot be used: missing runtime, device, delegate or binary (a
+    one-line message for whoever drives the agent)."""
 
 
 class ModelSession(ABC):

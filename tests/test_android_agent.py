@@ -10,7 +10,7 @@ from device_agents import make_agent
 from device_agents.android.errors import (BenchmarkOutputError, BenchmarkToolError, DeviceDisconnected,
                                           DeviceNotFound, GpuDelegateUnavailable)
 from device_agents.loopback import DeviceProfile, DisconnectPlan, LoopbackDevice
-from hwadapt.arch.families import build
+from hwadapt.families import build
 from hwadapt.materialize import export
 
 NASTY_NAME = "my model; rm -rf x.tflite"

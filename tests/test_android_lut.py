@@ -8,8 +8,8 @@ from adb_shell.auth.keygen import keygen
 from device_agents import make_agent
 from device_agents.android.errors import DeviceDisconnected
 from device_agents.loopback import DisconnectPlan, LoopbackDevice
-from hwadapt.arch.families import FAMILIES, register
-from hwadapt.arch.spec import Arch, Block
+from hwadapt.families import FAMILIES, Grid, family
+from hwadapt.arch import Arch, Block
 from hwadapt.lut.profile import build_lut, plan_jobs
 from hwadapt.lut.store import load_lut, row_key
 from hwadapt.measure import MeasurePlan
@@ -18,7 +18,7 @@ FAMILY, RESOLUTION = "loopback_lut_tiny", 16
 
 
 if FAMILY not in FAMILIES:
-    @register(FAMILY)
+    @family(FAMILY)
     def _tiny(*, width: float = 1.0, resolution: int = RESOLUTION, num_classes: int = 10) -> Arch:
         """Two blocks of at most 16 channels: 13 LUT rows (12 ops and the base network)."""
         blocks = (Block("conv", 16, kernel=3, stride=2), Block("dwsep", 16, kernel=3, stride=1))
@@ -37,8 +37,7 @@ def test_twenty_disconnects_lose_and_duplicate_no_row(tmp_path):
             with make_agent("android-cpu", device=f"tcp:{device.serial}", key_path=key, energy_secs=0,
                             warmup_runs=1) as agent:
                 try:
-                    build_lut(agent, FAMILY, RESOLUTION, out, num_classes=10, calibration_models=1, plan=plan,
-                              show_progress=False)
+                    build_lut(agent, FAMILY, RESOLUTION, out, num_classes=10, calibration_models=1, plan=plan)
                     break
                 except DeviceDisconnected:
                     reruns += 1
@@ -48,7 +47,8 @@ def test_twenty_disconnects_lose_and_duplicate_no_row(tmp_path):
     assert drops.done == 20 and reconnects + reruns >= 20
     _, frame = load_lut(out)
     keys = [row_key(row) for row in frame.to_dict("records")]
-    expected = {job.key for job in plan_jobs(FAMILY, RESOLUTION, 10, 1, 0)}
+    meta, _ = load_lut(out)
+    expected = {job.key for job in plan_jobs(meta)}
     assert len(keys) == len(set(keys)) == len(expected)  # 0 duplicated
     assert set(keys) == expected  # 0 lost
     # every row has a figure (benchmark_model counts whole microseconds: an op faster

@@ -3,10 +3,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from hwadapt.arch import Arch, ArchError, Block, build, lower, random_widths, set_widths, width_groups
-from hwadapt.arch.families import family_space
+from hwadapt.arch import Arch, ArchError, Block, lower, random_widths, set_widths, width_groups
+from hwadapt.families import build
+from hwadapt.families import get_family
 from hwadapt.arch.groups import balanced_widths, width_choices
-from hwadapt.arch.proxyless import ProxylessSpace
+from hwadapt.families.proxyless import ProxylessSpace
 
 
 @pytest.mark.parametrize("family", ["mobilenet_v1", "mobilenet_v2"])
@@ -79,7 +80,7 @@ def test_balanced_widths_cover_every_groups_range_evenly():
 
 def test_balanced_members_spread_every_positions_choices():
     space = ProxylessSpace(32, 10)
-    members = family_space("proxyless").sample_many(32, 10, 24, np.random.default_rng(0))
+    members = get_family("proxyless").space.sample_many(32, 10, 24, np.random.default_rng(0))
     for k, position in enumerate(space.positions()):
         counts = Counter(m.meta["choices"][k] for m in members)
         assert set(counts) <= set(position.choices())

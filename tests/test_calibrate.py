@@ -3,21 +3,38 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hwadapt.arch.ops import lower
-from hwadapt.lut.calibrate import CACHE_MB, fit_calibration, spilled_mb, weight_mb
+from hwadapt.arch import lower
+from hwadapt.lut.calibrate import (CACHE_MB, calibration_networks, feature_names, features, fit_calibration,
+                                   fit_features, spilled_mb, weight_mb)
+from hwadapt.lut.calibration_set import (SHRUNK_WEIGHT, calibration_roles, calibration_set, calibration_weights,
+                                         new_draw)
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.predictor import LatencyPredictor
-from hwadapt.arch.families import NARROW_WIDTHS, build
-from hwadapt.arch.groups import width_groups
-from hwadapt.lut.profile import (NARROW_WEIGHT, SHRUNK_WEIGHT, calibration_archs, calibration_roles, calibration_set,
-                                 calibration_weights, model_row_key, op_row_key, shrunk_mask)
+from hwadapt.lut.profile import model_row_key, op_row_key
 from hwadapt.lut.space import GridPeriods, grid_settings, shape_classes
 from hwadapt.lut.store import LutError, LutMeta
 from hwadapt.lut.validate import sample_archs
 
 FAMILY, RESOLUTION = "mobilenet_v2", 32
 OVERHEAD_MS = 0.02
-DRAW = {"scheme": "balanced", "count": 30, "seed": 0, "shrunk": 9, "narrow": 0}  # how calibration_archs(..., 30, seed=0) draws
+DRAW = new_draw(30, 0)  # the record of calibration_set(..., 30, seed=0)
+
+
+def calibration_archs(*args, **kwargs):
+    return [arch for arch, _ in calibration_set(*args, **kwargs)]
+
+
+def fit_holding(rows, periods, held: str, weights=None) -> dict:
+    """``fit_calibration`` with the feature ``held`` at 0 (its column zero: the fit drops it)."""
+    networks, op_ms, y = calibration_networks(rows, periods)
+    column = feature_names().index(held)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    fits = []
+    for cache in (None, *CACHE_MB):
+        X = np.array([features(ops, ms, cache) for ops, ms in zip(networks, op_ms)])
+        X[:, column] = 0.0
+        fits.append(fit_features(X, y, cache, w))
+    return min((f for f in fits if f), key=lambda f: f["fit_mape"])
 
 
 def standalone_ms(op) -> float:
@@ -65,7 +82,7 @@ def test_shrunk_calibration_networks_weigh_less_and_members_are_priced_closer():
     members = sample_archs(FAMILY, RESOLUTION, 10, 12, seed=1)
 
     def members_error(fit_weights) -> float:
-        meta.calibration = fit_calibration(rows, periods, weights=fit_weights, without=("sqrt_ms",))
+        meta.calibration = fit_holding(rows, periods, "sqrt_ms", fit_weights)
         predictor = LatencyPredictor(meta, OpLookup(pd.DataFrame(rows), periods))
         return float(np.mean([abs(predictor.predict_ms(a) / network_ms(a, 0.01) - 1) for a in members]))
 
@@ -104,55 +121,26 @@ def test_spilled_weights_ramp_up_to_the_cache_size():
     assert spilled_mb(op, 8 * mb, None) == 0.0
 
 
-def test_shrunk_and_narrow_networks_are_told_apart_in_balanced_and_older_tables():
-    """A table records how its calibration set was drawn, and its refit weighs the same
-    networks as its build did: one without the record (built before balanced sets) is
-    read as independent draws, every other one shrunk; a balanced one without a shrunk
-    count (run 30) as half of them shrunk; one without a narrow count as none narrow."""
-    balanced = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0)
-    with_narrow = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0, shrunk=8, narrow=5)  # run 34's kind of set
-    half_shrunk = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0, shrunk=15, narrow=0)
-    independent = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0, scheme="independent")
-    run30_record = {key: DRAW[key] for key in ("scheme", "count", "seed")}
-    cases = ((balanced, DRAW, ["base"] + ["member"] * 20 + ["shrunk"] * 9),
-             (with_narrow, {**DRAW, "shrunk": 8, "narrow": 5}, ["base"] + ["member"] * 16 + ["shrunk"] * 8 + ["narrow"] * 5),
-             (half_shrunk, run30_record, ["base"] + ["member"] * 14 + ["shrunk"] * 15),
-             (independent, {}, ["base"] + ["shrunk", "member"] * 14 + ["shrunk"]))
-    for drawn, record, roles in cases:
-        meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, calibration_draw=record)
-        archs = [a.to_json(indent=None) for a, _ in drawn]
-        assert [r for _, r in drawn] == roles and calibration_roles(archs, meta).tolist() == roles
-        assert shrunk_mask(archs, meta).tolist() == [r == "shrunk" for r in roles]
-        rows = [{"kind": "model", "arch": a} for a in archs]
-        assert calibration_weights(rows, meta).tolist() == [SHRUNK_WEIGHT if r == "shrunk" else NARROW_WEIGHT
-                                                            if r == "narrow" else 1.0 for r in roles]
-    assert len({a.to_json() for a, _ in balanced}) == 30
-    assert not {a.to_json() for a, _ in balanced[1:]} & {a.to_json() for a, _ in independent[1:]}
-    with pytest.raises(LutError, match="unknown calibration scheme"):
-        calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0, scheme="sobol")
-
-
-def test_narrow_networks_extend_the_older_set_and_are_narrow_in_every_group():
-    """The narrow networks are drawn from their own stream: a set with them holds the set a
-    table without them drew, and each is no wider in any group than the narrow base it
-    was drawn from, as many from each of NARROW_WIDTHS."""
-    older = calibration_set(FAMILY, RESOLUTION, 10, 25, seed=0, narrow=0)
-    newer = calibration_set(FAMILY, RESOLUTION, 10, 31, seed=0, shrunk=8, narrow=6)
-    assert [(a.to_json(), r) for a, r in newer[:25]] == [(a.to_json(), r) for a, r in older]
-    narrow = [a for a, role in newer if role == "narrow"]
-    assert len(narrow) == 6 and len(NARROW_WIDTHS) == 3
-    for i, width in enumerate(NARROW_WIDTHS):
-        base = build(FAMILY, width=width, resolution=RESOLUTION, num_classes=10)
-        assert all(g.width(a) <= g.width(base) for a in narrow[2 * i:2 * i + 2] for g in width_groups(base))
-    full = build(FAMILY, resolution=RESOLUTION, num_classes=10)
-    assert all(sum(map(lambda g: g.width(a), width_groups(full))) < 0.5 * sum(map(lambda g: g.width(full), width_groups(full)))
-               for a in narrow)
+def test_shrunk_networks_are_told_apart_and_other_draws_are_not_resumed():
+    """A table records how its calibration set was drawn, and its fit weighs the networks
+    by their role; a table drawn another way (an older hwadapt's) cannot be resumed."""
+    drawn = calibration_set(FAMILY, RESOLUTION, 10, 30, seed=0)
+    roles = ["base"] + ["member"] * 20 + ["shrunk"] * 9
+    meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, calibration_draw=DRAW)
+    archs = [a.to_json(indent=None) for a, _ in drawn]
+    assert [r for _, r in drawn] == roles and calibration_roles(archs, meta).tolist() == roles
+    rows = [{"kind": "model", "arch": a} for a in archs]
+    assert calibration_weights(rows, meta).tolist() == [SHRUNK_WEIGHT if r == "shrunk" else 1.0 for r in roles]
+    assert len({a.to_json() for a, _ in drawn}) == 30
+    for record in ({}, {**DRAW, "scheme": "independent"}, {**DRAW, "narrow": 5}):
+        with pytest.raises(LutError, match="cannot be resumed|not resumed"):
+            calibration_roles(archs, LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, calibration_draw=record))
 
 
 def test_concave_term_is_fitted_where_small_ops_cost_less_and_can_be_held_out():
     """Networks whose ops cost their standalone time less a multiple of its square root (a
     small op pays relatively less in a network): the fit finds that term and prices
-    unseen networks; held at 0 (``without``), it prices them worse."""
+    unseen networks; held at 0, it prices them worse."""
     grid, periods = grid_settings(FAMILY), GridPeriods.of(grid_settings(FAMILY))
     rows = [{**op_row_key(op), "ms": standalone_ms(op)}
             for cls in shape_classes(FAMILY, RESOLUTION, 10, grid) for op in cls.ops()]
@@ -163,13 +151,13 @@ def test_concave_term_is_fitted_where_small_ops_cost_less_and_can_be_held_out():
     rows += [{**model_row_key(a), "ms": concave_ms(a)} for a in calibration_archs(FAMILY, RESOLUTION, 10, 30, seed=0)]
     unseen = sample_archs(FAMILY, RESOLUTION, 10, 12, seed=1)
 
-    def worst_error(**options) -> tuple[float, dict]:
+    def worst_error(calibration: dict) -> tuple[float, dict]:
         meta = LutMeta(FAMILY, RESOLUTION, 10, "synthetic", {}, {}, grid=grid, calibration_draw=DRAW)
-        meta.calibration = fit_calibration(rows, periods, **options)
+        meta.calibration = calibration
         predictor = LatencyPredictor(meta, OpLookup(pd.DataFrame(rows), periods))
         return max(abs(predictor.predict_ms(a) / concave_ms(a) - 1) for a in unseen), meta.calibration
 
-    error, calibration = worst_error()
+    error, calibration = worst_error(fit_calibration(rows, periods))
     assert calibration["coef"]["sqrt_ms"] == pytest.approx(-0.004, rel=0.1) and error < 0.01
-    held_error, held = worst_error(without=("sqrt_ms",))
+    held_error, held = worst_error(fit_holding(rows, periods, "sqrt_ms"))
     assert held["coef"]["sqrt_ms"] == 0.0 and held_error > 2 * error

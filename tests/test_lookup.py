@@ -2,9 +2,10 @@
 import pandas as pd
 import pytest
 
-from hwadapt.arch.ops import Op
+from hwadapt.ops import Op
 from hwadapt.lut.lookup import ShapeTable
-from hwadapt.lut.space import DEFAULT_GRID, GridPeriods, channel_grid, shape_classes
+from hwadapt.families import Grid
+from hwadapt.lut.space import GridPeriods, channel_grid, shape_classes
 
 
 def test_grid_holds_every_residue_class_near_each_spaced_point():
@@ -55,7 +56,7 @@ def test_input_axis_interpolates_within_its_own_period():
 
 
 def test_input_period_adds_residue_points_to_conv_inputs_only():
-    for cls in shape_classes("mobilenet_v1", 32, 10, {**DEFAULT_GRID, "input_period": 16}):
+    for cls in shape_classes("mobilenet_v1", 32, 10, Grid(points=7, input_period=16).settings()):
         if cls.kind == "conv" and max(cls.cin_grid) > 64:
             assert {c % 16 for c in cls.cin_grid if c > 32} == {0, 8}
         if cls.kind == "dwconv" and max(cls.cin_grid) > 64:

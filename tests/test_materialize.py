@@ -4,10 +4,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from hwadapt.arch import build, random_widths
+from hwadapt.arch import random_widths
+from hwadapt.families import build
 from hwadapt.materialize import export
 from hwadapt.materialize.torch_net import Net, load_checkpoint, save_checkpoint
-from hwadapt.arch.spec import ArchError
+from hwadapt.errors import ArchError
 
 
 def _trained_like(arch):
@@ -55,5 +56,5 @@ def test_checkpoint_round_trip_and_mismatch(tmp_path):
         assert torch.allclose(loaded.eval()(x), net(x))
     other = build("mobilenet_v1", width=0.5, resolution=32, num_classes=10)
     other.save(tmp_path / "ck" / "arch.json")
-    with pytest.raises(ArchError, match="does not match"):
+    with pytest.raises(ArchError, match=r"disagree: blocks.0.conv.1.weight is \(16, 3, 3, 3\) in arch.json but \(8, 3, 3, 3\)"):
         load_checkpoint(tmp_path / "ck")

@@ -6,7 +6,7 @@ import pytest
 
 from device_agents import AgentError, make_agent
 from device_agents.base import DeviceAgent, ModelSession
-from hwadapt.arch import build
+from hwadapt.families import build
 from hwadapt.materialize import export
 from hwadapt.measure import MeasurePlan, Measurement, measure_archs, median_window, settled, window_spread_pct
 from hwadapt.measure.protocol import default_plan, lower_envelope, measure_sessions
@@ -116,7 +116,7 @@ def test_windows_whose_probe_strayed_are_measured_again_and_set_aside(monkeypatc
     """A window whose probe ran over GATE_PCT from its reference is left out of the figure:
     its correction leans on how much of the probe's slow-down the network shared (here
     half, so a window with the probe 10% slow reads the network 5% fast)."""
-    import hwadapt.measure as measure
+    import hwadapt.measure.windows as measure
 
     probe_levels = []
 
@@ -157,7 +157,7 @@ def test_a_slow_stretch_is_waited_out_past_max_windows(monkeypatch):
     """Where the probe was out of the gate in nearly every window, windows go on past
     MAX_WINDOWS until MIN_KEPT are inside it, for as long as the call had taken (at most
     the patience)."""
-    import hwadapt.measure as measure
+    import hwadapt.measure.windows as measure
 
     clock, taken = FakeClock(), []
 

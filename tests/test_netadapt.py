@@ -7,56 +7,31 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 import torch
+from conftest import TOY, TOY_RES as RES
 from typer.testing import CliRunner
 
-from device_agents import make_agent
 from hwadapt.adapt import netadapt
 from hwadapt.adapt.netadapt import _select
 from hwadapt.adapt.proposals import closest_to_target, iteration_target, propose, smaller_widths
-from hwadapt.arch import Arch, build, set_widths, width_groups
-from hwadapt.arch.families import register
-from hwadapt.arch.spec import Block
+from hwadapt.arch import Arch, set_widths, width_groups
+from hwadapt.families import build
 from hwadapt.cli.main import app
 from hwadapt.lut.predictor import LatencyPredictor
-from hwadapt.lut.profile import build_lut
 from hwadapt.materialize.torch_net import load_checkpoint
-from hwadapt.measure import MeasurePlan
 
-FAST = MeasurePlan(round_ms=4, min_rounds=4, max_rounds=8, warmup_runs=2)
-RES = 16
 runner = CliRunner()
-FAMILY = "netadapt_toy"
 ADAPT_FAST = ["--short-steps", "3", "--long-epochs", "1", "--first-step", "0.2", "--decay", "0.9",
               "--batch-size", "64", "--data", "digits"]
 
 
-@register(FAMILY)
-def netadapt_toy(*, width: float = 1.0, resolution: int = RES, num_classes: int = 10) -> Arch:
-    """Small enough to profile in seconds, wide enough that widths move its latency by 2x;
-    a residual block ties two widths into one group."""
-    w = lambda c: max(8, int(c * width) // 8 * 8)  # noqa: E731
-    blocks = (Block("conv", w(16), 3, 2), Block("dwsep", w(32), 3, 1), Block("dwsep", w(64), 3, 2),
-              Block("mbconv", w(64), 3, 1, mid=w(128), residual=True))
-    return Arch(FAMILY, resolution, num_classes, blocks, act="relu6")
+@pytest.fixture(scope="module")
+def lut(toy_lut):
+    return toy_lut
 
 
 @pytest.fixture(scope="module")
-def lut(tmp_path_factory):
-    path = tmp_path_factory.mktemp("lut") / "toy.parquet"
-    with make_agent("ort-cpu") as agent:
-        # 24 models: with 12, a busy host's noise sometimes fitted a constant-only price, under
-        # which no width is cheaper and every budget is unreachable
-        build_lut(agent, FAMILY, RES, path, calibration_models=24, plan=FAST, show_progress=False)
-    return path
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("base") / "ckpt"
-    result = runner.invoke(app, ["train", "--family", FAMILY, "--data", "digits", "--epochs", "2",
-                                 "--resolution", str(RES), "--batch-size", "64", "--lr", "0.1", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+def checkpoint(toy_checkpoint):
+    return toy_checkpoint
 
 
 def test_schedule_decays_and_stops_at_the_budget():
@@ -68,7 +43,7 @@ def test_schedule_decays_and_stops_at_the_budget():
 
 def test_each_proposal_is_the_widest_that_meets_the_target(lut):
     predictor = LatencyPredictor.load(lut)
-    arch = build(FAMILY, resolution=RES, num_classes=10)
+    arch = build(TOY, resolution=RES, num_classes=10)
     current = predictor.predict_ms(arch)
     target = current * 0.9
     proposals = propose(arch, target, predictor.predict_ms)
@@ -103,11 +78,13 @@ def test_adapt_meets_the_budget_and_reports(checkpoint, lut, tmp_path):
     for key in ("budget_ms", "predicted_ms", "measured_ms", "base_measured_ms", "test_accuracy",
                 "base_test_accuracy"):
         assert isinstance(report[key], float), key
-    assert report["stop_reason"] == "budget" and report["predicted_ms"] <= report["budget_ms"]
+    assert report["method"] == "netadapt" and report["format"] == 1
+    assert report["details"]["stop_reason"] == "budget" and report["predicted_ms"] <= report["budget_ms"]
     assert report["budget_ms"] == pytest.approx(0.8 * report["base_predicted_ms"])
+    assert report["measured_spread_pct"] >= 0 and report["wall_s"] > 0
     family = pd.read_csv(out / "family.csv")
     steps = family[family["stage"] == "short-term"]
-    assert len(steps) == report["iterations"] >= 1
+    assert len(steps) == report["details"]["iterations"] >= 1
     assert np.all(np.diff(family["predicted_ms"].iloc[:-1]) < 0)  # every iteration is cheaper
     assert family["measured_ms"].notna().all() and (out / "pareto.png").stat().st_size > 10_000
     assert (steps["seconds"] > 0).all() and family["seconds"].iloc[-1] > 0  # fine-tunes, long-term epoch
@@ -151,16 +128,16 @@ def test_interrupted_adapt_resumes_to_the_same_family(checkpoint, lut, tmp_path,
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_unreachable_budget_stops_at_minimum_widths(checkpoint, lut, tmp_path):
+def test_a_budget_below_the_narrowest_network_is_refused_up_front(checkpoint, lut, tmp_path):
     out = tmp_path / "run"
-    result = _adapt(checkpoint, lut, out, "--budget-ms", "0.0001", "--long-epochs", "0")
-    assert result.exit_code == 0, result.output
-    assert "unreachable" in result.output
-    report = json.loads((out / "report.json").read_text())
-    assert report["stop_reason"] == "unreachable"
-    final = Arch.from_dict(report["arch"])
+    result = _adapt(checkpoint, lut, out, "--budget-ms", "0.0001")
     predictor = LatencyPredictor.load(lut)
-    assert not closest_to_target(final, predictor.predict_ms(final), predictor.predict_ms)
+    base = build(TOY, resolution=RES, num_classes=10)
+    minimal = set_widths(base, {g.name: 8 for g in width_groups(base)})
+    floor = predictor.predict_ms(minimal)
+    assert result.exit_code == 1 and "out of reach" in result.output and f"{floor:.4g} ms" in result.output
+    assert not out.exists()
+    assert not closest_to_target(minimal, floor, predictor.predict_ms)  # NetAdapt can go no further
 
 
 def test_bad_input_is_one_line_and_overwrites_nothing(checkpoint, lut, tmp_path):
@@ -170,29 +147,29 @@ def test_bad_input_is_one_line_and_overwrites_nothing(checkpoint, lut, tmp_path)
     v1 = tmp_path / "v1"
     assert runner.invoke(app, ["train", "--family", "mobilenet_v1", "--width", "0.25", "--epochs", "1",
                                "--resolution", str(RES), "--out", str(v1)]).exit_code == 0
-    result = _adapt(v1, lut, tmp_path / "b", "--budget-ratio", "0.5")
-    assert result.exit_code == 1 and f"LUT was built for family='{FAMILY}'" in result.output
+    result = _adapt(v1, lut, tmp_path / "b", "--budget-ratio", "0.7")
+    assert result.exit_code == 1 and f"LUT was built for family='{TOY}'" in result.output
     arch = json.loads((checkpoint / "arch.json").read_text())
     arch["blocks"][0]["out"] += 8
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "arch.json").write_text(json.dumps(arch))
     (broken / "weights.pt").write_bytes((checkpoint / "weights.pt").read_bytes())
-    result = _adapt(broken, lut, tmp_path / "c", "--budget-ratio", "0.5")
-    assert result.exit_code == 1 and "does not match its architecture" in result.output
+    result = _adapt(broken, lut, tmp_path / "c", "--budget-ratio", "0.7")
+    assert result.exit_code == 1 and "arch.json and weights.pt disagree: blocks.0.conv.1.weight" in result.output
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("precious")
-    result = _adapt(checkpoint, lut, busy, "--budget-ratio", "0.5")
+    result = _adapt(checkpoint, lut, busy, "--budget-ratio", "0.7")
     assert result.exit_code == 1 and "not an adapt run" in result.output
     assert (busy / "keep.txt").read_text() == "precious" and not other.exists()
-    result = _adapt(checkpoint, lut, tmp_path / "d", "--budget-ratio", "0.5", "--data", f"cifar10:{tmp_path}/none")
+    result = _adapt(checkpoint, lut, tmp_path / "d", "--budget-ratio", "0.7", "--data", f"cifar10:{tmp_path}/none")
     assert result.exit_code == 1 and "no dataset at" in result.output
 
 
 def test_baseline_trains_and_measures_each_multiplier(lut, tmp_path):
     out = tmp_path / "baseline"
-    result = runner.invoke(app, ["baseline", "--family", FAMILY, "--multipliers", "1.0,0.5", "--data", "digits",
+    result = runner.invoke(app, ["baseline", "--family", TOY, "--multipliers", "1.0,0.5", "--data", "digits",
                                  "--out", str(out), "--lut", str(lut), "--epochs", "1", "--resolution", str(RES),
                                  "--batch-size", "128"])
     assert result.exit_code == 0, result.output
@@ -204,7 +181,7 @@ def test_baseline_trains_and_measures_each_multiplier(lut, tmp_path):
 
 def test_baseline_without_a_lut_measures_on_onnx_runtime(tmp_path):
     out = tmp_path / "baseline"
-    result = runner.invoke(app, ["baseline", "--family", FAMILY, "--multipliers", "0.5", "--data", "digits",
+    result = runner.invoke(app, ["baseline", "--family", TOY, "--multipliers", "0.5", "--data", "digits",
                                  "--out", str(out), "--epochs", "1", "--resolution", str(RES)])
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(out / "baseline.csv")

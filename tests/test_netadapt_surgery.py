@@ -7,7 +7,8 @@ import torch
 import torch_pruning as tp
 
 from hwadapt.adapt.surgery import SurgeryError, channel_scores, keep_top, producers, prune, shrink_group
-from hwadapt.arch import build, width_groups
+from hwadapt.arch import width_groups
+from hwadapt.families import build
 from hwadapt.errors import HwadaptError
 from hwadapt.materialize.torch_net import Net
 

@@ -1,6 +1,5 @@
-"""An installed hwadapt (a wheel, not the editable checkout) carries every module and the
-grid settings of ``lut/spaces``: without them ``hwadapt profile`` would silently fall
-back to the default grid."""
+"""An installed hwadapt (a wheel, not the editable checkout) carries every module: a
+registry module left out would silently lose its op kind, block kind, family or method."""
 from __future__ import annotations
 
 import shutil
@@ -10,15 +9,15 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGED_TREES = ("hwadapt", "device_agents", "lut")
+PACKAGED_TREES = ("hwadapt", "device_agents")
 
 
 def source_files() -> set[str]:
     return {path.relative_to(REPO).as_posix() for tree in PACKAGED_TREES for path in (REPO / tree).rglob("*")
-            if path.suffix in (".py", ".json") and "__pycache__" not in path.parts}
+            if path.suffix == ".py" and "__pycache__" not in path.parts}
 
 
-def test_wheel_carries_every_module_and_space_file(tmp_path):
+def test_wheel_carries_every_module(tmp_path):
     source = tmp_path / "src"  # a copy, so the build leaves nothing in the checkout
     for tree in PACKAGED_TREES:
         shutil.copytree(REPO / tree, source / tree, ignore=shutil.ignore_patterns("__pycache__"))
@@ -29,5 +28,5 @@ def test_wheel_carries_every_module_and_space_file(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("hwadapt-*.whl")
     packaged = set(zipfile.ZipFile(wheel).namelist())
     expected = source_files()
-    assert any(name.startswith("lut/spaces/") for name in expected)
+    assert "hwadapt/families/mobilenet_v1.py" in expected and "hwadapt/ops/conv.py" in expected
     assert expected - packaged == set()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hwadapt.arch import lower
-from hwadapt.arch.proxyless import ProxylessSpace
+from hwadapt.families.proxyless import ProxylessSpace
 from hwadapt.errors import HwadaptError
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.nas.derive import adjust_to_target, calibrated_member

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 import hwadapt.nas  # noqa: F401  (registers the proxyless LUT space)
 from device_agents import make_agent
 from hwadapt.arch import Arch
-from hwadapt.arch.proxyless import ProxylessSpace
+from hwadapt.families.proxyless import ProxylessSpace
 from hwadapt.cli.main import app
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import build_lut
@@ -29,7 +29,7 @@ runner = CliRunner()
 def lut(tmp_path_factory):
     path = tmp_path_factory.mktemp("lut") / "proxyless8.parquet"
     with make_agent("ort-cpu") as agent:
-        build_lut(agent, "proxyless", RESOLUTION, path, calibration_models=2, plan=FAST, show_progress=False)
+        build_lut(agent, "proxyless", RESOLUTION, path, calibration_models=2, plan=FAST)
     return path
 
 

@@ -3,8 +3,9 @@ and the derived member network."""
 import torch
 from torch import nn
 
-from hwadapt.arch import Arch, build, lower
-from hwadapt.arch.proxyless import SKIP, ProxylessSpace, choice_names, space_ops
+from hwadapt.arch import Arch, lower
+from hwadapt.families import build
+from hwadapt.families.proxyless import SKIP, ProxylessSpace, choice_names, space_ops
 from hwadapt.materialize.torch_net import Net
 from hwadapt.nas.gates import two_path_alpha_grad
 from hwadapt.nas.supernet import MixedOp, SuperNet
@@ -133,7 +134,7 @@ def test_weight_step_trains_only_the_sampled_path():
     nn.functional.cross_entropy(net(torch.randn(3, 3, 16, 16)), torch.tensor([0, 1, 2])).backward()
     for op, pick in zip(net.mixed, picks):
         trained = [i for i, c in enumerate(op.candidates) if _params_with_grad(c)]
-        assert trained == ([] if op.candidates[pick].__class__.__name__ == "SkipBlock" else [pick])
+        assert trained == ([] if op.candidates[pick].__class__.__name__ == "SkipModule" else [pick])
     assert all(a.grad is None for a in net.alphas)
 
 

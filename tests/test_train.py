@@ -4,7 +4,8 @@ import json
 import pytest
 import torch
 
-from hwadapt.arch import build
+from hwadapt.families import build
+from hwadapt.progress import Reporter
 from hwadapt.data import load_dataset
 from hwadapt.materialize.torch_net import Net, load_checkpoint
 from hwadapt.train import TrainConfig, evaluate, finetune, fit
@@ -45,7 +46,7 @@ def test_resumed_training_equals_uninterrupted(digits, tmp_path):
 
     first = _net()
     with pytest.raises(_Interrupt):
-        fit(first, digits, config, tmp_path / "resumed", progress=_InterruptAfter(steps=_steps(digits, 128) + 1))
+        fit(first, digits, config, tmp_path / "resumed", reporter=_InterruptAfter(steps=_steps(digits, 128) + 1))
     resumed = _net(seed=123)  # different init: everything must come from the checkpoint
     fit(resumed, digits, config, tmp_path / "resumed")
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
@@ -60,19 +61,17 @@ class _Interrupt(Exception):
     pass
 
 
-class _InterruptAfter:
-    """A progress stand-in that raises (like Ctrl-C) after a number of training steps."""
+class _InterruptAfter(Reporter):
+    """A reporter that raises (like Ctrl-C) after a number of training steps."""
 
     def __init__(self, steps: int) -> None:
         self.left = steps
 
-    def add_task(self, *args, **kwargs):
-        return 0
-
-    def update(self, task, advance: int = 0, **kwargs) -> None:
-        self.left -= advance
+    def advance(self, task, amount=1.0, status=None):
+        self.left -= 1
         if self.left <= 0:
             raise _Interrupt
+
 
 
 def test_other_runs_are_not_overwritten(digits, tmp_path):

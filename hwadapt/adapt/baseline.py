@@ -1,22 +1,27 @@
-"""The width-multiplier baseline: the same family shrunk uniformly, each trained from scratch
-with the same number of epochs, measured on the same target."""
+"""The width-multiplier curve: the same family shrunk uniformly, each network trained from
+scratch with the same number of epochs, measured on the same target (``hwadapt
+baseline``: what a method's family is drawn against)."""
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from rich.progress import Progress
 
-from hwadapt.adapt.family import measure_rows
 from hwadapt.adapt.rundir import STATE_FILE
-from hwadapt.arch import Arch, build
 from hwadapt.data import Splits
 from hwadapt.errors import HwadaptError
-from hwadapt.materialize.torch_net import Net
+from hwadapt.families import build
+from hwadapt.lut.predictor import LatencyPredictor
+from hwadapt.materialize.torch_net import Net, load_checkpoint
+from hwadapt.measure import Target, default_probe, noisy_note
+from hwadapt.progress import QUIET, Reporter
 from hwadapt.train import TrainConfig, fit
 from hwadapt.train.loop import SUMMARY_FILE, steps_per_epoch
+
+DEFAULT_BACKEND = "ort-cpu"  # where a curve without a LUT is measured (1 thread)
 
 
 def parse_multipliers(text: str) -> list[float]:
@@ -29,37 +34,58 @@ def parse_multipliers(text: str) -> list[float]:
     return values
 
 
-def train_multipliers(family: str, multipliers: list[float], splits: Splits, config: TrainConfig, out: Path,
-                      progress: Progress | None = None) -> list[dict]:
-    """Train (or resume) one network per multiplier under ``out/x<m>``; one row each."""
-    rows = []
-    for multiplier in multipliers:
-        arch = build(family, width=multiplier, resolution=splits.resolution, num_classes=splits.num_classes)
-        folder = out / f"x{multiplier:g}"
+@dataclass
+class Curve:
+    family: str
+    multipliers: list[float]
+    splits: Splits
+    config: TrainConfig
+    out: Path
+    predictor: LatencyPredictor | None = None  # None: measured on ONNX Runtime against the default probe
+    reporter: Reporter = QUIET
+
+
+def train_curve(curve: Curve) -> pd.DataFrame:
+    """Train (or resume) one network per multiplier under ``out/x<m>``, measure them
+    together, and write ``baseline.csv``; one row each."""
+    rows, nets = [], []
+    for multiplier in curve.multipliers:
+        arch = build(curve.family, width=multiplier, resolution=curve.splits.resolution,
+                     num_classes=curve.splits.num_classes)
+        folder = curve.out / f"x{multiplier:g}"
         net = Net(arch)
-        summary = fit(net, splits, config, folder, identity={"data": splits.source}, progress=progress)
-        rows.append({"multiplier": multiplier, "epochs": config.epochs, "arch": arch.to_dict(),
-                     "holdout_accuracy": summary["holdout_accuracy"],
-                     "test_accuracy": summary["test_accuracy"],
-                     "folder": folder})
-    return rows
-
-
-def measure_baseline(rows: list[dict], predictor=None) -> pd.DataFrame:
-    """Predicted (with a LUT) and measured latency of each baseline network."""
-    for row in rows:
-        row["predicted_ms"] = predictor.predict_ms(Arch.from_dict(row["arch"])) if predictor else float("nan")
-    measure_rows(rows, [row["folder"] for row in rows], predictor)
-    frame = pd.DataFrame(rows).drop(columns=["folder"])
-    frame["arch"] = [json.dumps(a, separators=(",", ":")) for a in frame["arch"]]
+        summary = fit(net, curve.splits, curve.config, folder, identity={"data": curve.splits.source},
+                      reporter=curve.reporter)
+        nets.append(load_checkpoint(folder)[0])
+        rows.append({"multiplier": multiplier, "epochs": curve.config.epochs,
+                     "arch": json.dumps(arch.to_dict(), separators=(",", ":")),
+                     "holdout_accuracy": summary["holdout_accuracy"], "test_accuracy": summary["test_accuracy"],
+                     "predicted_ms": curve.predictor.predict_ms(arch) if curve.predictor else math.nan})
+    curve.reporter.note("measuring the width multipliers end to end ...")
+    figures = curve_target(curve).measure([n.arch for n in nets], nets)
+    note = noisy_note(figures)
+    if note:
+        curve.reporter.note(note)
+    frame = pd.DataFrame([{**row, "measured_ms": f.ms, "measured_spread_pct": f.spread_pct}
+                          for row, f in zip(rows, figures)])
+    frame.to_csv(curve.out / "baseline.csv", index=False)
     return frame
 
 
+def curve_target(curve: Curve) -> Target:
+    """Where the curve is measured: the LUT's target, or this host's ONNX Runtime (1 thread)."""
+    if curve.predictor is not None:
+        return curve.predictor.target
+    probe = default_probe(curve.splits.resolution)
+    return Target(DEFAULT_BACKEND, {"backend": DEFAULT_BACKEND, "threads": 1}, probe.arch.to_dict(), None, force=True)
+
+
 def matched_epochs(adapt_dir: Path, checkpoint_dir: Path, splits: Splits, batch_size: int) -> int:
-    """Epochs that give a baseline network the training the NetAdapt result had: pretraining,
+    """Epochs that give a baseline network the training a NetAdapt result had: pretraining,
     the short-term fine-tunes on its path, and the long-term fine-tune."""
     state = json.loads((adapt_dir / STATE_FILE).read_text())
     pretrain = json.loads((checkpoint_dir / SUMMARY_FILE).read_text())["identity"]["config"]["epochs"]
     config = state["config"]
     short = config["short_steps"] * (len(state["rows"]) - 1) / steps_per_epoch(splits, batch_size)
     return int(pretrain + config["long_epochs"] + math.ceil(short))
+

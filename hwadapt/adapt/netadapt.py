@@ -1,10 +1,12 @@
-"""The NetAdapt loop (Yang et al., ECCV 2018) on hwadapt channel groups.
+"""NetAdapt (Yang et al., ECCV 2018) on hwadapt's channel groups.
 
 Each iteration sets a latency target a little below the current network's predicted
 latency, makes one proposal per channel group (:mod:`hwadapt.adapt.proposals`), builds
 each by weight surgery keeping the highest-L2 filters, fine-tunes it briefly, and keeps
 the proposal with the best *holdout* accuracy (or the best accuracy-drop / latency-drop
 ratio). It stops when the prediction meets the budget, then fine-tunes the result longer.
+Every kept network and every finished proposal is on disk (:mod:`hwadapt.adapt.rundir`),
+so an interrupted run resumes where it stopped.
 """
 from __future__ import annotations
 
@@ -13,54 +15,66 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 
-from rich.progress import Progress
-
 from hwadapt.adapt.proposals import Predict, Proposal, closest_to_target, iteration_target, propose
+from hwadapt.adapt.registry import AdaptJob, Member, Method, MethodError, Outcome, register_method, setting
 from hwadapt.adapt.rundir import RunDir, write_json
 from hwadapt.adapt.surgery import CRITERIA, shrink_group
 from hwadapt.data import Splits
-from hwadapt.errors import HwadaptError
 from hwadapt.materialize.torch_net import Net, load_checkpoint, save_checkpoint
+from hwadapt.progress import Reporter
 from hwadapt.train import TrainConfig, evaluate, finetune, fit
 
 RESULT_FILE = "result.json"
 SELECTIONS = ("accuracy", "ratio")
 
 
-class AdaptError(HwadaptError):
-    """Settings NetAdapt cannot work with."""
-
-
 @dataclass(frozen=True)
-class AdaptConfig:
-    budget_ms: float
-    first_step: float = 0.025  # of the initial latency, removed by the first iteration
-    decay: float = 0.96  # NetAdapt's reduction schedule: each step is this times the last
-    granularity: int = 8
-    short_steps: int = 100  # short-term fine-tune of each proposal, in SGD steps
-    short_lr: float = 0.01
-    long_epochs: int = 10  # long-term fine-tune of the final network
-    long_lr: float = 0.05  # restarts at the training lr: +3 points on CIFAR-10 over 0.01 (benchmarks README, run E)
-    select: str = "accuracy"
-    criterion: str = "l2"
-    max_iters: int = 100
-    batch_size: int = 128
-    weight_decay: float = 1e-4
-    seed: int = 0
+class NetAdaptSettings:
+    first_step: float = setting(0.025, "First iteration's reduction, as a fraction of the base latency.")
+    decay: float = setting(0.96, "Each iteration's reduction is this times the last one's.")
+    granularity: int = setting(8, "Channels a proposal removes at least (and keeps at least).")
+    short_steps: int = setting(100, "Short-term fine-tune of each proposal, in SGD steps.")
+    short_lr: float = setting(0.01, "Short-term fine-tune learning rate.")
+    long_epochs: int = setting(10, "Long-term fine-tune of the result, in epochs.")
+    long_lr: float = setting(0.05, "Long-term fine-tune learning rate (restarting at the training rate).")
+    select: str = setting("accuracy", "Which proposal to keep: accuracy | ratio (accuracy lost per ms saved).")
+    criterion: str = setting("l2", "Filter importance for surgery: l2 | l1.")
+    max_iters: int = setting(100, "Iterations at most.")
+    batch_size: int = setting(128, "Fine-tuning batch size.")
+    weight_decay: float = setting(1e-4, "Fine-tuning weight decay.")
 
     def __post_init__(self) -> None:
-        if self.budget_ms <= 0:
-            raise AdaptError(f"budget must be positive, got {self.budget_ms} ms")
         if self.select not in SELECTIONS:
-            raise AdaptError(f"unknown --select {self.select!r}; use one of {', '.join(SELECTIONS)}")
+            raise MethodError(f"unknown --select {self.select!r}; use one of {', '.join(SELECTIONS)}")
         if self.criterion not in CRITERIA:
-            raise AdaptError(f"unknown --criterion {self.criterion!r}; use one of {', '.join(CRITERIA)}")
+            raise MethodError(f"unknown --criterion {self.criterion!r}; use one of {', '.join(CRITERIA)}")
         if not (0 < self.first_step < 1 and 0 < self.decay <= 1):
-            raise AdaptError("first step must be in (0, 1) and decay in (0, 1]")
+            raise MethodError("first step must be in (0, 1) and decay in (0, 1]")
 
-    def train_config(self, lr: float, epochs: int = 0) -> TrainConfig:
-        return TrainConfig(epochs=epochs, lr=lr, batch_size=self.batch_size,
-                           weight_decay=self.weight_decay, seed=self.seed)
+    def train_config(self, lr: float, seed: int, epochs: int = 0) -> TrainConfig:
+        return TrainConfig(epochs=epochs, lr=lr, batch_size=self.batch_size, weight_decay=self.weight_decay,
+                           seed=seed)
+
+
+@dataclass
+class Loop:
+    """One NetAdapt run: the job, its settings, its folder and how it prices networks."""
+
+    job: AdaptJob
+    settings: NetAdaptSettings
+    run: RunDir
+
+    @property
+    def predict(self) -> Predict:
+        return self.job.predictor.predict_ms
+
+    @property
+    def splits(self) -> Splits:
+        return self.job.splits
+
+    @property
+    def reporter(self) -> Reporter:
+        return self.job.reporter
 
 
 def _row(net: Net, splits: Splits, iteration: int, predicted_ms: float, holdout: float, *,
@@ -72,15 +86,15 @@ def _row(net: Net, splits: Splits, iteration: int, predicted_ms: float, holdout:
             "test_accuracy": evaluate(net, splits.test, splits), "seconds": seconds}
 
 
-def start_state(base: Net, splits: Splits, predict: Predict, config: AdaptConfig, run: RunDir,
-                identity: dict) -> dict:
+def start_state(loop: Loop) -> dict:
     """Record the base network as family member 0."""
-    initial = predict(base.arch)
-    save_checkpoint(base, run.member(0))
-    row = _row(base, splits, 0, initial, evaluate(base, splits.holdout, splits), stage="base")
-    state = {"identity": identity, "config": asdict(config), "initial_ms": initial, "phase": "search",
-             "rows": [row], "stop": None}
-    run.save(state)
+    base = loop.job.base
+    initial = loop.predict(base.arch)
+    save_checkpoint(base, loop.run.member(0))
+    row = _row(base, loop.splits, 0, initial, evaluate(base, loop.splits.holdout, loop.splits), stage="base")
+    state = {"identity": loop.job.identity, "config": asdict(loop.settings), "initial_ms": initial,
+             "phase": "search", "rows": [row], "stop": None}
+    loop.run.save(state)
     return state
 
 
@@ -89,22 +103,19 @@ def _stop(state: dict, run: RunDir, reason: str, message: str) -> None:
     run.save(state)
 
 
-def _build_proposal(current: Net, proposal: Proposal, splits: Splits, config: AdaptConfig, run: RunDir,
-                    iteration: int, index: int, progress: Progress | None) -> dict:
+def _build_proposal(loop: Loop, current: Net, proposal: Proposal, iteration: int, index: int) -> dict:
     """Shrink, fine-tune briefly and score one proposal (or reload it when already done)."""
-    folder = run.proposal(iteration, proposal.group)
+    folder, s = loop.run.proposal(iteration, proposal.group), loop.settings
     if (folder / RESULT_FILE).is_file():
         return json.loads((folder / RESULT_FILE).read_text())
     started = time.perf_counter()
-    net = shrink_group(current, proposal.group, proposal.width, config.criterion)
-    task = progress.add_task(f"  fine-tune {proposal.group}->{proposal.width}", total=config.short_steps,
-                             status="") if progress else None
-    finetune(net, splits, config.short_steps, lr=config.short_lr, config=config.train_config(config.short_lr),
-             seed=config.seed * 100_003 + iteration * 1_009 + index, progress=progress, task=task)
-    if progress is not None:
-        progress.remove_task(task)
+    net = shrink_group(current, proposal.group, proposal.width, s.criterion)
+    task = loop.reporter.start(f"  fine-tune {proposal.group}->{proposal.width}", total=s.short_steps)
+    finetune(net, loop.splits, s.short_steps, lr=s.short_lr, config=s.train_config(s.short_lr, loop.job.seed),
+             seed=loop.job.seed * 100_003 + iteration * 1_009 + index, reporter=loop.reporter, task=task)
+    loop.reporter.finish(task)
     result = {"group": proposal.group, "width": proposal.width, "predicted_ms": proposal.predicted_ms,
-              "holdout_accuracy": evaluate(net, splits.holdout, splits),
+              "holdout_accuracy": evaluate(net, loop.splits.holdout, loop.splits),
               "seconds": time.perf_counter() - started}
     save_checkpoint(net, folder)
     write_json(folder / RESULT_FILE, result)
@@ -118,68 +129,83 @@ def _select(results: list[dict], current: dict, how: str) -> dict:
                                        / (current["predicted_ms"] - r["predicted_ms"] + 1e-5)))
 
 
-def iterate(state: dict, splits: Splits, predict: Predict, config: AdaptConfig, run: RunDir,
-            progress: Progress | None = None) -> None:
+def iterate(loop: Loop, state: dict) -> None:
     """One NetAdapt iteration: proposals, short-term fine-tunes, selection (or a stop)."""
+    s, run, budget = loop.settings, loop.run, loop.job.budget_ms
     current_row = state["rows"][-1]
     iteration, current_ms = current_row["iteration"] + 1, current_row["predicted_ms"]
-    if current_ms <= config.budget_ms:
-        return _stop(state, run, "budget", f"budget met: predicted {current_ms:.3f} ms <= {config.budget_ms:.3f} ms")
-    if iteration > config.max_iters:
-        return _stop(state, run, "max_iters", f"stopped after {config.max_iters} iterations at {current_ms:.3f} ms")
+    if current_ms <= budget:
+        return _stop(state, run, "budget", f"budget met: predicted {current_ms:.4g} ms <= {budget:.4g} ms")
+    if iteration > s.max_iters:
+        return _stop(state, run, "max_iters", f"stopped after {s.max_iters} iterations at {current_ms:.4g} ms")
     current, _ = load_checkpoint(run.member(iteration - 1))
-    target = iteration_target(current_ms, state["initial_ms"], iteration - 1, first_step=config.first_step,
-                              decay=config.decay, budget_ms=config.budget_ms)
-    proposals = (propose(current.arch, target, predict, config.granularity)
-                 or closest_to_target(current.arch, current_ms, predict, config.granularity))
+    target = iteration_target(current_ms, state["initial_ms"], iteration - 1, first_step=s.first_step,
+                              decay=s.decay, budget_ms=budget)
+    proposals = (propose(current.arch, target, loop.predict, s.granularity)
+                 or closest_to_target(current.arch, current_ms, loop.predict, s.granularity))
     if not proposals:
-        return _stop(state, run, "unreachable", f"budget {config.budget_ms:.3f} ms unreachable: no channel group can "
-                     f"be narrowed further (minimum width {config.granularity}); stopped at {current_ms:.3f} ms")
-    task = progress.add_task(f"iteration {iteration}: {current_ms:.3f} -> {target:.3f} ms",
-                             total=len(proposals), status="") if progress else None
+        return _stop(state, run, "unreachable", f"budget {budget:.4g} ms unreachable: no channel group can "
+                     f"be narrowed further (minimum width {s.granularity}); stopped at {current_ms:.4g} ms")
+    task = loop.reporter.start(f"iteration {iteration}: {current_ms:.4g} -> {target:.4g} ms", total=len(proposals))
     results = []
     for index, proposal in enumerate(proposals):
-        results.append(_build_proposal(current, proposal, splits, config, run, iteration, index, progress))
-        if progress is not None:
-            progress.update(task, advance=1, status=f"{proposal.group}: {results[-1]['holdout_accuracy']:.3f}")
-    best = _select(results, current_row, config.select)
+        results.append(_build_proposal(loop, current, proposal, iteration, index))
+        loop.reporter.advance(task, 1, f"{proposal.group}: {results[-1]['holdout_accuracy']:.3f}")
+    best = _select(results, current_row, s.select)
     net, _ = load_checkpoint(run.adopt(iteration, best["group"]))
-    state["rows"].append(_row(net, splits, iteration, best["predicted_ms"], best["holdout_accuracy"],
+    state["rows"].append(_row(net, loop.splits, iteration, best["predicted_ms"], best["holdout_accuracy"],
                               group=f"{best['group']}={best['width']}",
                               seconds=sum(r.get("seconds", 0.0) for r in results)))
-    if progress is not None:
-        progress.update(task, status=f"kept {best['group']}={best['width']} "
-                                     f"({best['predicted_ms']:.3f} ms, holdout {best['holdout_accuracy']:.3f})")
+    loop.reporter.finish(task)
+    loop.reporter.note(f"iteration {iteration}: kept {best['group']}={best['width']} "
+                       f"({best['predicted_ms']:.4g} ms predicted, holdout {best['holdout_accuracy']:.3f})")
     run.save(state)
 
 
-def long_term(state: dict, splits: Splits, config: AdaptConfig, run: RunDir,
-              progress: Progress | None = None) -> None:
+def long_term(loop: Loop, state: dict) -> None:
     """Fine-tune the last kept network for ``long_epochs`` (resumable per epoch)."""
+    s, run = loop.settings, loop.run
     last = state["rows"][-1]
     shutil.rmtree(run.root / "proposals", ignore_errors=True)
     net, _ = load_checkpoint(run.member(last["iteration"]))
-    if config.long_epochs > 0:
-        summary = fit(net, splits, config.train_config(config.long_lr, config.long_epochs), run.final,
-                      identity={"from": f"family/{last['iteration']:03d}"}, progress=progress)
+    if s.long_epochs > 0:
+        summary = fit(net, loop.splits, s.train_config(s.long_lr, loop.job.seed, s.long_epochs), run.final,
+                      identity={"from": f"family/{last['iteration']:03d}"}, reporter=loop.reporter)
         holdout = summary["holdout_accuracy"]
         seconds = sum(epoch.get("seconds", 0.0) for epoch in summary["history"])
     else:
         shutil.rmtree(run.final, ignore_errors=True)
         shutil.copytree(run.member(last["iteration"]), run.final)
         holdout, seconds = last["holdout_accuracy"], 0.0
-    state["final"] = _row(net, splits, last["iteration"], last["predicted_ms"], holdout,
+    state["final"] = _row(net, loop.splits, last["iteration"], last["predicted_ms"], holdout,
                           group=last["group"], stage="long-term", seconds=seconds)
-    state["phase"] = "measure"
+    state["phase"] = "done"
     run.save(state)
 
 
-def adapt(base: Net, splits: Splits, predict: Predict, config: AdaptConfig, run: RunDir, identity: dict,
-          progress: Progress | None = None) -> dict:
-    """Run (or resume) NetAdapt up to the measurement phase; returns the state."""
-    state = run.open(identity) or start_state(base, splits, predict, config, run, identity)
+def adapt(loop: Loop) -> dict:
+    """Run (or resume) NetAdapt up to its fine-tuned result; returns the state."""
+    state = loop.run.open(loop.job.identity) or start_state(loop)
     while state["phase"] == "search":
-        iterate(state, splits, predict, config, run, progress)
+        iterate(loop, state)
     if state["phase"] == "long-term":
-        long_term(state, splits, config, run, progress)
+        long_term(loop, state)
     return state
+
+
+@register_method
+class NetAdapt(Method):
+    name = "netadapt"
+    description = "NetAdapt: shrink one channel group per iteration, fine-tune, keep the best (Yang et al. 2018)"
+    Settings = NetAdaptSettings
+
+    def run(self, job: AdaptJob, settings: NetAdaptSettings) -> Outcome:
+        loop = Loop(job, settings, RunDir(job.out))
+        state = adapt(loop)
+        members = [Member(None if row["iteration"] == 0 else loop.run.member(row["iteration"]), row)
+                   for row in state["rows"]]
+        stop = state["stop"] or {}
+        return Outcome(loop.run.final, state["final"]["predicted_ms"], members, state["final"],
+                       details={"iterations": len(state["rows"]) - 1, "stop_reason": stop.get("reason"),
+                                "stop_message": stop.get("message")},
+                       notes=[stop["message"]] if stop.get("message") else [])

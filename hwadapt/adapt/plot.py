@@ -1,4 +1,4 @@
-"""The Pareto figure: test accuracy against measured latency, NetAdapt vs width multipliers."""
+"""The Pareto figure: test accuracy against measured latency, a method's family vs width multipliers."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,17 +17,17 @@ def _latency(frame: pd.DataFrame) -> pd.Series:
 
 
 def pareto_png(path: str | Path, family: pd.DataFrame | None = None, baseline: pd.DataFrame | None = None,
-               budget_ms: float | None = None, title: str = "") -> Path:
-    """Accuracy vs latency of the NetAdapt family (short-term points, the long-term result)
-    and of the width-multiplier baseline."""
+               budget_ms: float | None = None, title: str = "", method: str = "netadapt") -> Path:
+    """Accuracy vs latency of a method's family (the networks on its way, its long-term
+    fine-tuned result) and of the width-multiplier curve."""
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     if family is not None and len(family):
         steps = family[family["stage"] != "long-term"]
         ax.plot(_latency(steps), steps["test_accuracy"], "o-", color="tab:blue", ms=4,
-                label="NetAdapt iterations (short-term fine-tuned)")
+                label=f"{method}: on the way (short-term fine-tuned)")
         final = family[family["stage"] == "long-term"]
         ax.plot(_latency(final), final["test_accuracy"], "*", color="tab:blue", ms=14,
-                label="NetAdapt result (long-term fine-tuned)")
+                label=f"{method}: result (long-term fine-tuned)")
     if baseline is not None and len(baseline):
         ordered = baseline.sort_values("multiplier")
         ax.plot(_latency(ordered), ordered["test_accuracy"], "s--", color="tab:orange", label="width multiplier")

@@ -6,7 +6,6 @@ Layout::
     family/NNN/         the network chosen at iteration NNN (000 is the base network)
     proposals/NNN/G/    proposals of the running iteration, kept until it finishes (resume)
     final/              the long-term fine-tuned network, with model.onnx and model.tflite
-    family.csv, pareto.png, report.json
 
 State is rewritten atomically after every proposal, so an interrupted run resumes where
 it stopped when the same command is run again.
@@ -52,17 +51,14 @@ class RunDir:
         return self.root / "final"
 
     def open(self, identity: dict) -> dict | None:
-        """The saved state of this run (None for a fresh directory); an error for another run's."""
-        if self.state_path.is_file():
-            state = json.loads(self.state_path.read_text())
-            if state.get("identity") != identity:
-                raise RunDirError(f"{self.root} holds a run with other settings; use another --out "
-                                  "(or the original arguments to resume it)")
-            return state
-        # only family/000 without a state: a start interrupted before its first save
-        if self.root.exists() and (not self.root.is_dir() or any(p.name != "family" for p in self.root.iterdir())):
-            raise RunDirError(f"{self.root} exists and is not an adapt run; choose another --out")
-        return None
+        """The saved state of this run (None before its first save); an error for another run's."""
+        if not self.state_path.is_file():
+            return None
+        state = json.loads(self.state_path.read_text())
+        if state.get("identity") != identity:
+            raise RunDirError(f"{self.root} holds a run with other settings; use another --out "
+                              "(or the original arguments to resume it)")
+        return state
 
     def save(self, state: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

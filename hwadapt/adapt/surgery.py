@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from hwadapt.arch import Arch, WidthGroup, set_widths, width_groups
+from hwadapt.blocks.layers import ConvBNAct
 from hwadapt.errors import HwadaptError
-from hwadapt.materialize.torch_net import ConvBNAct, Net
+from hwadapt.materialize.torch_net import Net
 
 Index = np.ndarray
 Criterion = Callable[[torch.Tensor], torch.Tensor]  # filters (cout x ...) -> per-filter score
@@ -36,17 +37,12 @@ def _l1(filters: torch.Tensor) -> torch.Tensor:
 # Squared L2 (NetAdapt's criterion) or L1 filter norm, summed over a group's producing convs.
 CRITERIA: dict[str, Criterion] = {"l2": _l2, "l1": _l1}
 
-_PRODUCER = {"conv": "conv", "dwsep": "pw", "mbconv": "project"}
-
-
 def producers(net: Net, group: WidthGroup) -> list[ConvBNAct]:
     """The conv units whose output filters are the channels of ``group``."""
     units = []
     for index, field in group.members:
-        kind = net.arch.blocks[index].kind
-        name = "expand" if field == "mid" else _PRODUCER.get(kind)
-        if name is not None:
-            units.append(getattr(net.blocks[index], name))
+        block = net.arch.blocks[index]
+        units += [getattr(net.blocks[index], name) for name in block.spec.producers(block, field)]
     return units
 
 
@@ -66,7 +62,7 @@ def keep_top(scores: np.ndarray, width: int) -> Index:
 
 
 def _indices(arch: Arch, keep: dict[str, Index]) -> tuple[list[Index], list[Index]]:
-    """Kept output and mid channel indices of every block (group names already checked)."""
+    """Kept output and inner channel indices of every block (group names already checked)."""
     outs = [np.arange(b.out) for b in arch.blocks]
     mids = [np.arange(b.mid) for b in arch.blocks]
     groups = {g.name: g for g in width_groups(arch)}
@@ -76,7 +72,7 @@ def _indices(arch: Arch, keep: dict[str, Index]) -> tuple[list[Index], list[Inde
         if len(index) == 0 or len(np.unique(index)) != len(index) or index.min() < 0 or index.max() >= width:
             raise SurgeryError(f"group {name}: channels to keep must be distinct and in [0, {width})")
         for block, field in groups[name].members:
-            (mids if field == "mid" else outs)[block] = np.sort(index)
+            (outs if field == "out" else mids)[block] = np.sort(index)
     return outs, mids
 
 
@@ -92,19 +88,6 @@ def _copy_unit(new: ConvBNAct, old: ConvBNAct, out: Index, inp: Index | None) ->
     new.bn.num_batches_tracked.copy_(old.bn.num_batches_tracked)
 
 
-def _block_units(kind: str, inp: Index, out: Index, mid: Index) -> list[tuple[str, Index, Index | None]]:
-    """(unit, kept output channels, kept input channels or None for depthwise) of one block."""
-    if kind == "conv":
-        return [("conv", out, inp)]
-    if kind == "dwsep":
-        return [("dw", inp, None), ("pw", out, inp)]
-    if kind == "mbconv":
-        hidden = mid if len(mid) else inp
-        units = [("expand", mid, inp)] if len(mid) else []
-        return units + [("dw", hidden, None), ("project", out, hidden)]
-    return []
-
-
 def prune(net: Net, keep: dict[str, Index]) -> Net:
     """A new ``Net`` keeping, for each named group, the listed channels of ``net``."""
     old_arch = net.arch
@@ -113,7 +96,7 @@ def prune(net: Net, keep: dict[str, Index]) -> Net:
     new = Net(new_arch)
     inp = np.arange(old_arch.in_channels)
     for i, block in enumerate(old_arch.blocks):
-        for name, out, inputs in _block_units(block.kind, inp, outs[i], mids[i]):
+        for name, out, inputs in block.spec.unit_channels(block, inp, outs[i], mids[i]):
             _copy_unit(getattr(new.blocks[i], name), getattr(net.blocks[i], name), out, inputs)
         inp = outs[i]
     with torch.no_grad():

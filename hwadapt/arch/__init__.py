@@ -1,9 +1,8 @@
-"""Architecture description: blocks with per-layer widths, families, channel groups."""
-from hwadapt.arch.families import FAMILIES, build, make_divisible
+"""Architecture description: blocks with per-layer widths, lowering to fused ops, channel groups."""
 from hwadapt.arch.groups import WidthGroup, random_widths, set_widths, width_groups
-from hwadapt.arch.ops import Op, lower
-from hwadapt.arch.spec import Arch, ArchError, Block
-from hwadapt.arch import proxyless  # noqa: E402,F401  (registers the proxyless family)
+from hwadapt.arch.lowering import lower
+from hwadapt.arch.spec import Arch
+from hwadapt.blocks import Block
+from hwadapt.errors import ArchError
 
-__all__ = ["Arch", "ArchError", "Block", "FAMILIES", "Op", "WidthGroup", "build", "lower",
-           "make_divisible", "random_widths", "set_widths", "width_groups"]
+__all__ = ["Arch", "ArchError", "Block", "WidthGroup", "lower", "random_widths", "set_widths", "width_groups"]

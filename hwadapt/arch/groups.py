@@ -1,8 +1,8 @@
 """Channel groups: the widths of an :class:`Arch` that must change together.
 
 A residual add ties the output width of a block to its input; a skip block passes its
-input through. Each group is one free width; setting it keeps every tie (and hence
-every residual connection) intact.
+input through (:meth:`~hwadapt.blocks.BlockKind.tied_to_input`). Each group is one free
+width; setting it keeps every tie (and hence every residual connection) intact.
 """
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hwadapt.arch.spec import Arch, ArchError, Block
+from hwadapt.arch.spec import Arch
+from hwadapt.errors import ArchError
 
-Member = tuple[int, str]  # (block index, "out" | "mid")
+Member = tuple[int, str]  # (block index, "out" or the field of an inner width)
 
 
 @dataclass(frozen=True)
@@ -25,30 +26,23 @@ class WidthGroup:
         return getattr(arch.blocks[block], field)
 
 
-def _tied_to_input(block: Block, cin: int) -> bool:
-    return block.kind == "skip" or block.has_residual(cin)
-
-
 def freeze_residuals(arch: Arch) -> Arch:
-    """Make every inferred residual explicit, so changing widths cannot add or drop one."""
-    blocks = [replace(b, residual=b.has_residual(cin)) if b.kind == "mbconv" and b.residual is None else b
-              for b, cin in zip(arch.blocks, arch.input_widths())]
-    return arch.with_blocks(blocks)
+    """Make every shortcut a kind infers explicit, so changing widths cannot add or drop one."""
+    return arch.with_blocks([b.spec.freeze(b, cin) for b, cin in zip(arch.blocks, arch.input_widths())])
 
 
 def width_groups(arch: Arch) -> list[WidthGroup]:
     """The free widths of ``arch``, in block order; the classifier's width is fixed."""
     groups: list[list[Member]] = []
-    mids: list[Member] = []
+    inner: list[Member] = []
     for i, (block, cin) in enumerate(zip(arch.blocks, arch.input_widths())):
-        if i > 0 and _tied_to_input(block, cin):
+        if i > 0 and block.spec.tied_to_input(block, cin):
             groups[-1].append((i, "out"))
         else:
             groups.append([(i, "out")])
-        if block.kind == "mbconv" and block.mid:
-            mids.append((i, "mid"))
+        inner += [(i, name) for name in block.spec.inner_widths(block)]
     named = [WidthGroup(f"out{m[0][0]}", tuple(m)) for m in groups]
-    named += [WidthGroup(f"mid{m[0]}", (m,)) for m in mids]
+    named += [WidthGroup(f"{name}{i}", ((i, name),)) for i, name in inner]
     return named
 
 
@@ -98,9 +92,9 @@ def balanced_widths(arch: Arch, count: int, rng: np.random.Generator, *, granula
     widths cover its range evenly (a Latin hypercube over the groups).
 
     Why: a LUT's predictor is fitted on a few dozen such networks, and independent draws
-    leave some layer's widths lopsided by chance (in the 19 members every table drew up
-    to benchmark run 29, the fourth MobileNetV1 layer averaged 63 channels where the
-    space averages 80), which shifts the fit for every network priced later."""
+    leave some layer's widths lopsided by chance (in one 19-network draw the fourth
+    MobileNetV1 layer averaged 63 channels where the space averages 80), which shifts the
+    fit for every network priced later (docs/measurement.md)."""
     groups = width_groups(arch)
     choices = [width_choices(group, arch, granularity, low) for group in groups]
     picks = [options[stratified_picks(len(options), count, rng)] for options in choices]

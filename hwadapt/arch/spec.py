@@ -1,62 +1,20 @@
 """The architecture description that flows through hwadapt.
 
-An :class:`Arch` is a plain, frozen, JSON-serialisable list of blocks with explicit
-per-layer channel widths. The same object is materialised as a PyTorch module for
-training, emitted as ONNX / TFLite for measurement, and priced by the LUT predictor.
+An :class:`Arch` is a plain, frozen, JSON-serialisable list of blocks
+(:class:`~hwadapt.blocks.Block`) with explicit per-layer channel widths. The same
+object is materialised as a PyTorch module for training, emitted as ONNX / TFLite for
+measurement, and priced by the LUT predictor.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hwadapt.errors import HwadaptError
-
-BLOCK_KINDS = ("conv", "dwsep", "mbconv", "skip")
-ACTIVATIONS = ("relu", "relu6")
-
-
-class ArchError(HwadaptError, ValueError):
-    """An architecture description that is malformed or inconsistent."""
-
-
-@dataclass(frozen=True)
-class Block:
-    """One block of a network.
-
-    kind:
-      - ``conv``: conv(kernel, stride) + BN + activation (stem, last 1x1 conv).
-      - ``dwsep``: MobileNetV1 depthwise-separable block: depthwise conv(kernel, stride)
-        + BN + act, then pointwise conv to ``out`` + BN + act.
-      - ``mbconv``: MobileNetV2 inverted residual: pointwise expansion to ``mid`` + BN +
-        act (absent when ``mid == 0``), depthwise conv(kernel, stride) + BN + act,
-        pointwise projection to ``out`` + BN; a residual add if ``residual`` (None: when
-        stride is 1 and the input width equals ``out``, MobileNetV2's rule).
-      - ``skip``: identity (the ProxylessNAS zero op); only where the shape is kept.
-    """
-
-    kind: str
-    out: int
-    kernel: int = 3
-    stride: int = 1
-    mid: int = 0
-    residual: bool | None = None
-
-    def has_residual(self, cin: int) -> bool:
-        if self.kind != "mbconv":
-            return False
-        if self.residual is None:
-            return self.stride == 1 and cin == self.out
-        return self.residual
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        if not data["mid"]:
-            data.pop("mid")
-        if data["residual"] is None:
-            data.pop("residual")
-        return data
+from hwadapt.blocks import BLOCK_KINDS, Block
+from hwadapt.errors import ArchError
+from hwadapt.ops import ACTIVATIONS
 
 
 @dataclass(frozen=True)
@@ -142,20 +100,20 @@ class Arch:
 
 def validate(arch: Arch) -> None:
     """Raise :class:`ArchError` if the description cannot be built."""
-    if arch.act not in ACTIVATIONS:
-        raise ArchError(f"unknown activation {arch.act!r}; expected one of {ACTIVATIONS}")
+    if arch.act not in ACTIVATIONS[1:]:
+        raise ArchError(f"unknown activation {arch.act!r}; expected one of {ACTIVATIONS[1:]}")
     if arch.resolution < 1 or arch.num_classes < 1 or not arch.blocks:
         raise ArchError("resolution, num_classes and blocks must be positive / non-empty")
     cin = arch.in_channels
     for i, block in enumerate(arch.blocks):
         if block.kind not in BLOCK_KINDS:
-            raise ArchError(f"block {i}: unknown kind {block.kind!r}; expected one of {BLOCK_KINDS}")
-        if block.out < 1 or block.mid < 0 or block.kernel < 1 or block.kernel % 2 == 0:
+            raise ArchError(f"block {i}: unknown kind {block.kind!r}; known: {', '.join(sorted(BLOCK_KINDS))}")
+        kind = BLOCK_KINDS[block.kind]
+        if block.out < 1 or block.mid < 0 or block.kernel < 1 or (kind.odd_kernel and block.kernel % 2 == 0):
             raise ArchError(f"block {i}: widths must be positive and kernels odd: {block}")
         if block.stride not in (1, 2):
             raise ArchError(f"block {i}: stride must be 1 or 2, got {block.stride}")
-        if block.kind == "skip" and (block.stride != 1 or block.out != cin):
-            raise ArchError(f"block {i}: a skip block must keep the shape ({cin} channels, stride 1)")
-        if block.residual and (block.kind != "mbconv" or block.stride != 1 or block.out != cin):
-            raise ArchError(f"block {i}: a residual needs an mbconv block of stride 1 with out == in ({cin})")
+        problem = kind.validate(block, cin)
+        if problem:
+            raise ArchError(f"block {i} ({block.kind}): {problem}")
         cin = block.out

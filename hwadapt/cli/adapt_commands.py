@@ -1,156 +1,113 @@
-"""``hwadapt train``, ``adapt``, ``baseline`` and ``demo``."""
+"""``hwadapt train``, ``adapt``, ``methods``, ``baseline`` and ``demo``: they parse, call the
+library's workflows and print."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
 import typer
+from rich.table import Table
 
-from hwadapt.adapt.baseline import matched_epochs, measure_baseline, parse_multipliers, train_multipliers
-from hwadapt.adapt.family import finish
-from hwadapt.adapt.netadapt import AdaptConfig, AdaptError, adapt
+from hwadapt.adapt.baseline import Curve, matched_epochs, parse_multipliers, train_curve
 from hwadapt.adapt.plot import pareto_png
-from hwadapt.adapt.proposals import minimum_widths
-from hwadapt.adapt.rundir import RunDir
-from hwadapt.arch import build
-from hwadapt.cli.common import console, friendly_errors
-from hwadapt.cli.main import app
+from hwadapt.adapt.registry import METHODS
+from hwadapt.adapt.report import AdaptReport
+from hwadapt.adapt.workflow import FAMILY_FILE, AdaptError, adapt_network, baseline_frame, prepare_job
+from hwadapt.cli.common import console, reporter
 from hwadapt.data import load_dataset
 from hwadapt.data.splits import HOLDOUT_FRACTION
+from hwadapt.families import build
 from hwadapt.lut.predictor import LatencyPredictor
-from hwadapt.materialize.torch_net import Net, load_checkpoint
-from hwadapt.train import TrainConfig, fit, make_progress
+from hwadapt.materialize.torch_net import Net
+from hwadapt.train import TrainConfig, fit
 
 DEFAULT_EPOCHS = 30
 DATA_HELP = "digits | cifar10:PATH | imagefolder:PATH (folder or .tar.gz of train/<class>/*.jpg, test/<class>/*.jpg)"
 
 
-def _threads(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
-@app.command()
-@friendly_errors
-def train(family: str = typer.Option(..., help="Model family, e.g. mobilenet_v1."),
+def train(family: str = typer.Option(..., help="Model family, e.g. mobilenet_v1 (`hwadapt families` lists them)."),
           data: str = typer.Option("digits", help=DATA_HELP),
-          epochs: int = typer.Option(..., help="Training epochs."),
+          epochs: int = typer.Option(..., min=1, help="Training epochs."),
           out: Path = typer.Option(..., help="Checkpoint directory (re-run to resume)."),
           width: float = typer.Option(1.0, help="Width multiplier of the base network."),
-          resolution: int = typer.Option(32, help="Input side in pixels."),
-          lr: float = typer.Option(0.05), batch_size: int = typer.Option(128),
+          resolution: int = typer.Option(32, min=1, help="Input side in pixels."),
+          lr: float = typer.Option(0.05), batch_size: int = typer.Option(128, min=1),
           weight_decay: float = typer.Option(1e-4), seed: int = typer.Option(0),
           holdout: float = typer.Option(HOLDOUT_FRACTION, help="Fraction of training data held out."),
-          threads: int = typer.Option(1, help="Torch threads.")) -> None:
+          threads: int = typer.Option(1, min=1, help="Torch threads.")) -> None:
     """Train a base network (SGD, cosine schedule, crop+flip augmentation)."""
-    _threads(threads)
+    torch.set_num_threads(threads)
     splits = load_dataset(data, resolution, seed=seed, holdout_fraction=holdout)
     net = Net(build(family, width=width, resolution=resolution, num_classes=splits.num_classes))
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed)
-    with make_progress() as progress:
-        identity = {"data": splits.source, "holdout": holdout}
-        summary = fit(net, splits, config, out, identity=identity, progress=progress)
+    with reporter() as progress:
+        summary = fit(net, splits, config, out, identity={"data": splits.source, "holdout": holdout},
+                      reporter=progress)
     console.print(f"trained {family} x{width:g} on {splits.name}: holdout {summary['holdout_accuracy']:.4f}, "
                   f"test {summary['test_accuracy']:.4f} -> {out}")
 
 
-def _budget(predicted_base: float, budget_ms: float | None, budget_ratio: float | None) -> float:
-    if (budget_ms is None) == (budget_ratio is None):
-        raise AdaptError("give exactly one of --budget-ms and --budget-ratio")
-    budget = budget_ms if budget_ms is not None else budget_ratio * predicted_base
-    if budget >= predicted_base:
-        raise AdaptError(f"nothing to do: the network is predicted at {predicted_base:.3f} ms, "
-                         f"already within the {budget:.3f} ms budget")
-    return budget
+def adapt(checkpoint: Path = typer.Option(..., help="Checkpoint directory of the trained network."),
+          lut: Path = typer.Option(..., help="LUT (.parquet) of the target, same family and resolution."),
+          out: Path = typer.Option(..., help="Run directory (re-run the same command to resume)."),
+          method: str = typer.Option("netadapt", help="Adaptation method (`hwadapt methods` lists them)."),
+          data: str = typer.Option("digits", help=DATA_HELP),
+          budget_ms: float = typer.Option(None, min=0.0, help="Latency budget in ms (as the LUT prices it)."),
+          budget_ratio: float = typer.Option(None, min=0.0, help="Budget as a fraction of the base latency."),
+          seed: int = typer.Option(0), holdout: float = typer.Option(HOLDOUT_FRACTION),
+          baseline: Path = typer.Option(None, help="A `hwadapt baseline` directory to draw on the plot."),
+          force: bool = typer.Option(False, help="Use a LUT built for another family/resolution/target."),
+          threads: int = typer.Option(1, min=1, help="Torch threads."),
+          settings: dict[str, Any] | None = None) -> None:
+    """Adapt a trained network to a latency budget with a method, measure it end to end, export it."""
+    torch.set_num_threads(threads)
+    extra = baseline_frame(baseline)
+    with reporter() as progress:
+        job, config = prepare_job(method, checkpoint, lut, data, out, budget_ms=budget_ms, budget_ratio=budget_ratio,
+                                  settings=settings, seed=seed, holdout=holdout, force=force, reporter=progress)
+        report = adapt_network(job, config, baseline=extra)
+    print_report(report, out)
 
 
-def _fingerprint(path: Path) -> dict:
-    stat = path.stat()
-    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+def print_report(report: AdaptReport, out: Path) -> None:
+    spread = "" if report.measured_spread_pct is None else f" ±{report.measured_spread_pct / 2:.1f}%"
+    verdict = "within" if report.within_budget else f"{report.measured_ms / report.budget_ms - 1:+.1%} over"
+    console.print(f"{report.method}: budget {report.budget_ms:.4g} ms | predicted {report.predicted_ms:.4g} ms | "
+                  f"measured {report.measured_ms:.4g} ms{spread} ({verdict} the budget; base "
+                  f"{report.base_measured_ms:.4g} ms, {report.measured_speedup:.2f}x) | test accuracy "
+                  f"{report.test_accuracy:.4f} (base {report.base_test_accuracy:.4f}) -> {out / 'report.json'}",
+                  highlight=False)
 
 
-def _load_baseline(folder: Path | None) -> pd.DataFrame | None:
-    if folder is None:
-        return None
-    if not (folder / "baseline.csv").is_file():
-        raise AdaptError(f"no baseline.csv in {folder} (run `hwadapt baseline` first)")
-    return pd.read_csv(folder / "baseline.csv")
+def methods() -> None:
+    """List the adaptation methods and their settings."""
+    for method in METHODS.values():
+        table = Table("setting", "default", "meaning", title=f"{method.name}: {method.description}",
+                      title_justify="left")
+        for field in dataclasses.fields(method.Settings):
+            table.add_row(f"--{field.name.replace('_', '-')}", str(field.default), field.metadata.get("help", ""))
+        console.print(table)
 
 
-@app.command(name="adapt")
-@friendly_errors
-def adapt_cmd(checkpoint: Path = typer.Option(..., help="Checkpoint directory of the trained network."),
-              lut: Path = typer.Option(..., help="LUT (.parquet) of the target, same family and resolution."),
-              data: str = typer.Option("digits", help=DATA_HELP),
-              out: Path = typer.Option(..., help="Run directory (re-run the same command to resume)."),
-              budget_ms: float = typer.Option(None, help="Latency budget in ms (predicted)."),
-              budget_ratio: float = typer.Option(None, help="Budget as a fraction of the base latency."),
-              first_step: float = typer.Option(0.025, help="First iteration's reduction, fraction of base latency."),
-              decay: float = typer.Option(0.96, help="Reduction schedule decay per iteration."),
-              short_steps: int = typer.Option(100, help="Short-term fine-tune steps per proposal."),
-              short_lr: float = typer.Option(0.01), long_epochs: int = typer.Option(10, help="Long-term epochs."),
-              long_lr: float = typer.Option(0.05), select: str = typer.Option("accuracy", help="accuracy | ratio"),
-              criterion: str = typer.Option("l2", help="Filter importance: l2 | l1."),
-              max_iters: int = typer.Option(100), batch_size: int = typer.Option(128),
-              seed: int = typer.Option(0), holdout: float = typer.Option(HOLDOUT_FRACTION),
-              baseline: Path = typer.Option(None, help="A `hwadapt baseline` directory to draw on the plot."),
-              force: bool = typer.Option(False, help="Use a LUT built for another family/resolution/target."),
-              threads: int = typer.Option(1, help="Torch threads.")) -> None:
-    """Adapt a trained network to a latency budget with NetAdapt, then measure and export it."""
-    _threads(threads)
-    base, _ = load_checkpoint(checkpoint)
-    predictor = LatencyPredictor.load(lut, force=force)
-    predictor.check(base.arch)
-    splits = load_dataset(data, base.arch.resolution, seed=seed, holdout_fraction=holdout)
-    if splits.num_classes != base.arch.num_classes:
-        raise AdaptError(f"{data} has {splits.num_classes} classes, the network {base.arch.num_classes}")
-    budget = _budget(predictor.predict_ms(base.arch), budget_ms, budget_ratio)
-    config = AdaptConfig(budget_ms=budget, first_step=first_step, decay=decay, short_steps=short_steps,
-                         short_lr=short_lr, long_epochs=long_epochs, long_lr=long_lr, select=select,
-                         criterion=criterion, max_iters=max_iters, batch_size=batch_size, seed=seed)
-    run_adapt(base, splits, predictor, config, out, _load_baseline(baseline),
-              {"checkpoint": _fingerprint(checkpoint / "weights.pt"), "lut": _fingerprint(lut),
-               "data": splits.source, "holdout": holdout})
-
-
-def run_adapt(base: Net, splits, predictor: LatencyPredictor, config: AdaptConfig, out: Path,
-              baseline: pd.DataFrame | None, identity: dict) -> dict:
-    floor = predictor.predict_ms(minimum_widths(base.arch, config.granularity))
-    if floor > config.budget_ms:
-        console.print(f"[yellow]warning:[/] budget {config.budget_ms:.3f} ms is below the narrowest network "
-                      f"({floor:.3f} ms predicted); NetAdapt will stop at minimum widths")
-    run = RunDir(out)
-    with make_progress() as progress:
-        state = adapt(base, splits, predictor.predict_ms, config, run, {**identity, "budget_ms": config.budget_ms},
-                      progress)
-    console.print(state["stop"]["message"])
-    console.print("measuring the family end to end ...")
-    report = finish(state, run, predictor, baseline=baseline)
-    console.print(f"budget {report['budget_ms']:.3f} ms | predicted {report['predicted_ms']:.3f} ms | "
-                  f"measured {report['measured_ms']:.3f} ms (base {report['base_measured_ms']:.3f} ms, "
-                  f"{report['measured_speedup']:.2f}x) | test accuracy {report['test_accuracy']:.4f} "
-                  f"(base {report['base_test_accuracy']:.4f}) -> {out / 'report.json'}")
-    return report
-
-
-@app.command(name="baseline")
-@friendly_errors
-def baseline_cmd(family: str = typer.Option(..., help="Model family."),
-                 multipliers: str = typer.Option("1.0,0.75,0.5", help="Comma-separated width multipliers."),
-                 data: str = typer.Option("digits", help=DATA_HELP),
-                 out: Path = typer.Option(..., help="Output directory (re-run to resume)."),
-                 lut: Path = typer.Option(None, help="LUT of the target: prices each network and measures it "
-                                          "on the LUT's agent (default: measure on ort-cpu, 1 thread)."),
-                 epochs: int = typer.Option(None, help=f"Epochs per network (default: match --adapt, "
-                                            f"else {DEFAULT_EPOCHS})."),
-                 adapt_dir: Path = typer.Option(None, "--adapt", help="An adapt run: match its training "
-                                                "budget and draw it on the same plot."),
-                 checkpoint: Path = typer.Option(None, help="The adapt run's base checkpoint (to match epochs)."),
-                 resolution: int = typer.Option(32), lr: float = typer.Option(0.05),
-                 batch_size: int = typer.Option(128), seed: int = typer.Option(0),
-                 holdout: float = typer.Option(HOLDOUT_FRACTION), threads: int = typer.Option(1)) -> None:
+def baseline(family: str = typer.Option(..., help="Model family."),
+             multipliers: str = typer.Option("1.0,0.75,0.5", help="Comma-separated width multipliers."),
+             data: str = typer.Option("digits", help=DATA_HELP),
+             out: Path = typer.Option(..., help="Output directory (re-run to resume)."),
+             lut: Path = typer.Option(None, help="LUT of the target: prices each network and measures it "
+                                      "on the LUT's target (default: measure on ort-cpu, 1 thread)."),
+             epochs: int = typer.Option(None, min=1, help=f"Epochs per network (default: match --adapt, "
+                                        f"else {DEFAULT_EPOCHS})."),
+             adapt_dir: Path = typer.Option(None, "--adapt", help="A NetAdapt run: match its training "
+                                            "budget and draw it on the same plot."),
+             checkpoint: Path = typer.Option(None, help="The adapt run's base checkpoint (to match epochs)."),
+             resolution: int = typer.Option(32, min=1), lr: float = typer.Option(0.05),
+             batch_size: int = typer.Option(128, min=1), seed: int = typer.Option(0),
+             holdout: float = typer.Option(HOLDOUT_FRACTION), threads: int = typer.Option(1, min=1)) -> None:
     """Train uniformly shrunk networks (width multipliers) and measure them on the LUT's target."""
-    _threads(threads)
+    torch.set_num_threads(threads)
     predictor = LatencyPredictor.load(lut) if lut else None
     splits = load_dataset(data, resolution, seed=seed, holdout_fraction=holdout)
     if predictor is not None:
@@ -160,36 +117,31 @@ def baseline_cmd(family: str = typer.Option(..., help="Model family."),
             raise AdaptError("give both --adapt and --checkpoint to match that run's training budget")
         epochs = matched_epochs(adapt_dir, checkpoint, splits, batch_size) if adapt_dir else DEFAULT_EPOCHS
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
-    run_baseline(family, parse_multipliers(multipliers), splits, config, out, predictor, adapt_dir)
-
-
-def run_baseline(family: str, multipliers: list[float], splits, config: TrainConfig, out: Path,
-                 predictor: LatencyPredictor | None, adapt_dir: Path | None) -> pd.DataFrame:
-    with make_progress() as progress:
-        rows = train_multipliers(family, multipliers, splits, config, out, progress)
-    console.print("measuring the baseline end to end ...")
-    frame = measure_baseline(rows, predictor)
-    frame.to_csv(out / "baseline.csv", index=False)
-    family_frame = pd.read_csv(adapt_dir / "family.csv") if adapt_dir and (adapt_dir / "family.csv").is_file() else None
-    pareto_png(out / "pareto.png", family_frame, frame, title=f"{family}: width multipliers ({config.epochs} epochs)")
+    with reporter() as progress:
+        frame = train_curve(Curve(family, parse_multipliers(multipliers), splits, config, out, predictor, progress))
+    family_csv = adapt_dir / FAMILY_FILE if adapt_dir else None
+    pareto_png(out / "pareto.png", pd.read_csv(family_csv) if family_csv and family_csv.is_file() else None, frame,
+               title=f"{family}: width multipliers ({config.epochs} epochs)")
     for _, row in frame.iterrows():
-        console.print(f"x{row['multiplier']:g}: predicted {row['predicted_ms']:.3f} ms, measured "
-                      f"{row['measured_ms']:.3f} ms, test accuracy {row['test_accuracy']:.4f}")
+        console.print(f"x{row['multiplier']:g}: predicted {row['predicted_ms']:.4g} ms, measured "
+                      f"{row['measured_ms']:.4g} ms ±{row['measured_spread_pct'] / 2:.1f}%, test accuracy "
+                      f"{row['test_accuracy']:.4f}", highlight=False)
     console.print(f"-> {out / 'baseline.csv'}, {out / 'pareto.png'}")
-    return frame
 
 
-@app.command()
-@friendly_errors
 def demo(out: Path = typer.Option(Path("hwadapt-demo"), help="Output directory (re-run to resume)."),
          family: str = typer.Option("mobilenet_v1"), width: float = typer.Option(0.5),
-         resolution: int = typer.Option(32), epochs: int = typer.Option(15, help="Base training epochs."),
+         resolution: int = typer.Option(32, min=1), epochs: int = typer.Option(15, min=1, help="Base training epochs."),
          budget_ratio: float = typer.Option(0.5, help="Budget as a fraction of the base latency."),
-         threads: int = typer.Option(1)) -> None:
+         threads: int = typer.Option(1, min=1)) -> None:
     """Profile this machine, train a small MobileNet on digits, NetAdapt it, compare to multipliers."""
     from hwadapt.adapt.demo import DemoSettings, run_demo
 
-    _threads(threads)
+    torch.set_num_threads(threads)
     settings = DemoSettings(family=family, width=width, resolution=resolution, epochs=epochs,
                             budget_ratio=budget_ratio)
-    run_demo(settings, out, run_adapt, run_baseline)
+    with reporter() as progress:
+        report = run_demo(settings, out, progress)
+    print_report(report, out / "adapt")
+    console.print(f"[bold green]done[/]: {out / 'pareto.png'}, {out / 'adapt' / 'report.json'}")
+

@@ -1,4 +1,4 @@
-"""What every command shares: one-line errors, the console, logging."""
+"""What every command shares: one-line errors, the console, the progress reporter, logging."""
 from __future__ import annotations
 
 import functools
@@ -9,20 +9,22 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 
-from hwadapt.errors import HwadaptError
+from hwadapt.cli.progress import RichReporter
+from hwadapt.errors import USER_ERRORS
 
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable)
 
 
 def friendly_errors(func: F) -> F:
-    """Turn :class:`HwadaptError` (and Ctrl-C) into one line on stderr and exit code 1/130."""
+    """Turn hwadapt's and its agents' errors (and Ctrl-C) into one line on stderr and exit
+    code 1 (130)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except HwadaptError as exc:
+        except USER_ERRORS as exc:
             console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
@@ -30,6 +32,11 @@ def friendly_errors(func: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def reporter(*, quiet: bool = False) -> RichReporter:
+    """Progress bars on stderr (none when ``quiet``)."""
+    return RichReporter(console, disable=quiet)
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -10,21 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hwadapt.cli.common import console, friendly_errors
-from hwadapt.cli.main import app
-from hwadapt.errors import HwadaptError
-
-device_app = typer.Typer(no_args_is_help=True, help="A loopback ADB device to try the phone path without a phone.")
-app.add_typer(device_app, name="device")
+from hwadapt.cli.common import console
+from hwadapt.errors import USER_ERRORS
 
 
 def _stop_on_sigterm(*_args: object) -> None:
     raise KeyboardInterrupt  # stop as Ctrl-C does, removing the device's temporary folders
 
 
-@device_app.command("serve")
-@friendly_errors
-def serve(port: int = typer.Option(15037, help="TCP port (avoid 5555-5585: adb probes them as emulators)."),
+def serve(port: int = typer.Option(15037, min=1, max=65535,
+                                   help="TCP port (avoid 5555-5585: adb probes them as emulators)."),
           host: str = typer.Option("127.0.0.1", help="Address to listen on; the shell runs host commands, "
                                                      "so keep it local."),
           sandbox: Optional[Path] = typer.Option(None, help="Folder served as /data/local/tmp (default: temporary)."),
@@ -55,8 +50,6 @@ def serve(port: int = typer.Option(15037, help="TCP port (avoid 5555-5585: adb p
         device.stop()
 
 
-@app.command("devices")
-@friendly_errors
 def devices(tcp: list[str] = typer.Option([], "--tcp", help="Also probe HOST:PORT (repeatable).")) -> None:
     """List reachable Android devices with their model, ABI and Android version."""
     from device_agents.android.agent import parse_getprop
@@ -74,7 +67,7 @@ def devices(tcp: list[str] = typer.Option([], "--tcp", help="Also probe HOST:POR
             props = parse_getprop(connection.shell("getprop")[0])
             table.add_row(str(spec), "device", props.get("ro.product.model", "?"),
                           props.get("ro.product.cpu.abi", "?"), props.get("ro.build.version.release", "?"))
-        except HwadaptError as exc:
+        except USER_ERRORS as exc:
             table.add_row(str(spec), "unavailable", str(exc), "", "")
         finally:
             connection.close()

@@ -1,4 +1,4 @@
-"""``hwadapt profile`` and ``hwadapt lut show|validate``."""
+"""``hwadapt profile``, ``hwadapt families`` and ``hwadapt lut show|validate``."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from hwadapt.cli.common import console, friendly_errors, setup_logging
-from hwadapt.cli.main import app, lut_app
-from hwadapt.lut.profile import CALIBRATION_MODELS, LARGE_INPUT_MODELS, LARGE_INPUT_PX
+from hwadapt.cli.common import console, reporter, setup_logging
+from hwadapt.lut.calibration_set import CALIBRATION_MODELS, LARGE_INPUT_MODELS, LARGE_INPUT_PX
 
 
 class Backend(str, Enum):
@@ -20,8 +19,6 @@ class Backend(str, Enum):
     android_gpu = "android-gpu"
 
 
-@app.command()
-@friendly_errors
 def profile(
     backend: Backend = typer.Option(..., help="Measurement target."),
     family: str = typer.Option(..., help="Model family or search space, e.g. mobilenet_v1."),
@@ -41,13 +38,12 @@ def profile(
 ) -> None:
     """Measure the LUT of a family at a resolution on a backend (resumes an interrupted run)."""
     from device_agents import make_agent
-    from hwadapt.arch.families import FAMILIES
-    from hwadapt.arch.spec import ArchError
+    from hwadapt.errors import ArchError
+    from hwadapt.families import get_family
     from hwadapt.lut.profile import build_lut
 
     setup_logging(verbose)
-    if family not in FAMILIES:
-        raise ArchError(f"unknown family {family!r}; known: {', '.join(sorted(FAMILIES))}")
+    get_family(family)
     if out.suffix != ".parquet":
         raise ArchError(f"--out must end in .parquet, got {out}")
     options: dict = {"threads": threads}
@@ -57,16 +53,24 @@ def profile(
         options["benchmark_binary"] = benchmark_binary
     if backend in (Backend.android_cpu, Backend.android_gpu):
         options["energy_secs"] = energy_secs
-    with make_agent(backend.value, **options) as agent:
+    with make_agent(backend.value, **options) as agent, reporter() as progress:
         meta = build_lut(agent, family, resolution, out, num_classes=num_classes,
-                         calibration_models=calibration_models, seed=seed)
+                         calibration_models=calibration_models, seed=seed, reporter=progress)
     fit = meta.calibration.get("fit_mape")
     console.print(f"wrote {out} ({meta.rows} rows); calibration on {meta.calibration.get('models')} "
                   f"models, in-sample MAPE {fit:.2f}%" if fit is not None else f"wrote {out} ({meta.rows} rows)")
 
 
-@lut_app.command("show")
-@friendly_errors
+def families() -> None:
+    """List the model families a LUT can be built for and networks trained in."""
+    from hwadapt.families import FAMILIES
+
+    table = Table("family", "description")
+    for name, family in sorted(FAMILIES.items()):
+        table.add_row(name, family.description)
+    console.print(table)
+
+
 def show(path: Path = typer.Argument(..., help="LUT parquet file."),
          heatmap: Path = typer.Option(None, help="Heatmap PNG (default: next to the table).")) -> None:
     """Summarise a LUT and draw latency heatmaps over (in, out) channels."""
@@ -96,27 +100,21 @@ def show(path: Path = typer.Argument(..., help="LUT parquet file."),
     console.print(f"heatmap: {png}")
 
 
-@lut_app.command("validate")
-@friendly_errors
 def validate_cmd(path: Path = typer.Argument(..., help="LUT parquet file."),
-                 samples: int = typer.Option(50, help="Random architectures to measure."),
+                 samples: int = typer.Option(50, min=1, help="Random architectures to measure."),
                  seed: int = typer.Option(0),
                  as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
                  png: Path = typer.Option(None, help="Scatter PNG (default: next to the table)."),
                  force: bool = typer.Option(False, help="Use the LUT even if this target's fingerprint differs.")) -> None:
     """Predict random architectures of the LUT's family and compare with end-to-end measurements."""
-    from rich.progress import Progress
-
     from hwadapt.lut.plots import scatter_png
     from hwadapt.lut.predictor import LatencyPredictor
     from hwadapt.lut.validate import validate
-    from hwadapt.measure import WINDOWS
+    from hwadapt.measure import NOISY_PCT
 
     predictor = LatencyPredictor.load(path, force=force)
-    with Progress(console=console, transient=True, disable=as_json) as progress:
-        task = progress.add_task("measuring", total=samples * WINDOWS)
-        report, rows = validate(predictor, samples, seed,
-                                on_batch=lambda done, planned: progress.update(task, completed=done, total=planned))
+    with reporter(quiet=as_json) as progress:
+        report, rows = validate(predictor, samples, seed, reporter=progress)
     out_png = png or path.with_suffix(".validate.png")
     scatter_png(rows, out_png, f"{predictor.meta.family} {predictor.meta.resolution}px {predictor.meta.backend}")
     if as_json:
@@ -126,4 +124,7 @@ def validate_cmd(path: Path = typer.Argument(..., help="LUT parquet file."),
     for name, value in report.to_dict().items():
         table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
+    if report.noisy:
+        console.print(f"the host was noisy: {report.noisy} of {report.n} figures had windows up to "
+                      f"{report.max_spread_pct:.1f}% apart (over {NOISY_PCT:g}%); those figures are less certain")
     console.print(f"scatter: {out_png}")

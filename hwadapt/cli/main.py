@@ -1,15 +1,32 @@
-"""``hwadapt``: profile devices, build and check LUTs, adapt networks."""
+"""``hwadapt``: profile devices, build and check LUTs, adapt networks.
+
+The command modules hold plain functions; this module is the only one that knows the
+command tree, and wraps every command so that errors are one line and a non-zero exit.
+"""
 from __future__ import annotations
 
 import typer
 
+from hwadapt.cli import adapt_commands, device_commands, lut_commands, search_commands
+from hwadapt.cli.common import friendly_errors
+from hwadapt.cli.method_options import with_settings
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Hardware-aware neural-network adaptation.")
 lut_app = typer.Typer(no_args_is_help=True, help="Inspect and validate latency lookup tables.")
+device_app = typer.Typer(no_args_is_help=True, help="A loopback ADB device to try the phone path without a phone.")
 app.add_typer(lut_app, name="lut")
+app.add_typer(device_app, name="device")
 
-# Sub-command modules register themselves on `app` / `lut_app` when imported.
-from hwadapt.cli import lut_commands  # noqa: E402,F401
-from hwadapt.cli import search_commands  # noqa: E402,F401
-from hwadapt.cli import device_commands  # noqa: E402,F401
-from hwadapt.cli import adapt_commands  # noqa: E402,F401
+app.command("profile")(friendly_errors(lut_commands.profile))
+app.command("families")(friendly_errors(lut_commands.families))
+lut_app.command("show")(friendly_errors(lut_commands.show))
+lut_app.command("validate")(friendly_errors(lut_commands.validate_cmd))
+app.command("train")(friendly_errors(adapt_commands.train))
+app.command("adapt")(with_settings(friendly_errors(adapt_commands.adapt)))
+app.command("methods")(friendly_errors(adapt_commands.methods))
+app.command("baseline")(friendly_errors(adapt_commands.baseline))
+app.command("demo")(friendly_errors(adapt_commands.demo))
+app.command("search")(friendly_errors(search_commands.search))
+app.command("devices")(friendly_errors(device_commands.devices))
+device_app.command("serve")(friendly_errors(device_commands.serve))

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from hwadapt.cli.common import console, friendly_errors, setup_logging
-from hwadapt.cli.main import app
+from hwadapt.cli.common import console, reporter, setup_logging
 
 LITTLE_PROGRESS = 0.25  # below this share of the way to the target, say the search barely moved
 
@@ -17,9 +16,7 @@ class LossForm(str, Enum):
     add = "add"
 
 
-@app.command("search")
-@friendly_errors
-def search_command(
+def search(
     lut: Path = typer.Option(..., help="LUT of the proxyless space (from `hwadapt profile --family proxyless`)."),
     target_ms: float = typer.Option(..., help="Latency target in ms on the LUT's backend."),
     data: str = typer.Option(..., help="digits, cifar10:PATH or imagefolder:PATH."),
@@ -61,7 +58,8 @@ def search_command(
     job = SearchJob(str(lut), data, str(out), config, train_epochs=epochs if train_epochs is None else train_epochs,
                     tolerance=tolerance, width=width, depth=depth, from_scratch=from_scratch,
                     train_images=train_images, holdout_images=holdout_images)
-    report = run(job)
+    with reporter() as progress:
+        report = run(job, reporter=progress)
     verdict = "[green]within[/]" if report["within_tolerance"] else "[red]outside[/]"
     console.print(f"target {report['target_ms']:.4g} ms, predicted {report['predicted_ms']:.4g} ms, measured "
                   f"{report['measured_ms']:.4g} ms ({report['measured_error']:+.1%}, {verdict} "

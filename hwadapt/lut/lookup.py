@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import RegularGridInterpolator
 
-from hwadapt.arch.ops import Op
-from hwadapt.lut.space import ONE_AXIS_KINDS, GridPeriods
+from hwadapt.lut.space import GridPeriods
 from hwadapt.lut.store import LutError
+from hwadapt.ops import Op, op_kind
 
 SHAPE_COLUMNS = ["kind", "size", "kernel", "stride", "act"]
 
@@ -29,7 +29,7 @@ class ShapeTable:
         self.key = key
         self.cin = np.sort(frame["cin"].unique())
         self.cout = np.sort(frame["cout"].unique())
-        self.diagonal = key[0] in ONE_AXIS_KINDS
+        self.diagonal = op_kind(key[0]).one_axis
         self.periods = periods.axes(key[0])
         values = frame.set_index(["cin", "cout"])["ms"]
         if self.diagonal:

@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hwadapt.arch.ops import Op  # noqa: E402
 from hwadapt.lut.lookup import OpLookup, ShapeTable  # noqa: E402
+from hwadapt.ops import Op  # noqa: E402
 
 
 def heatmap_png(lookup: OpLookup, path: Path, title: str) -> Path:

@@ -1,20 +1,21 @@
-"""Pricing an architecture from a LUT: interpolated op times, calibrated to whole models."""
+"""Pricing an architecture from a LUT: interpolated op times, calibrated to whole models.
+
+The predictor prices; reaching the table's device to measure is the target's job
+(:meth:`LutMeta.target <hwadapt.lut.store.LutMeta.target>`).
+"""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-
-from device_agents import make_agent
-from device_agents.base import DeviceAgent
-from hwadapt.arch.ops import Op, lower
+from hwadapt.arch.lowering import lower
 from hwadapt.arch.spec import Arch
-from hwadapt.lut.calibrate import FEATURES, feature_name, identity_calibration, spilled_mb, weight_mb
+from hwadapt.lut.calibrate import feature_names, identity_calibration, spilled_mb, weight_mb
 from hwadapt.lut.lookup import OpLookup
-from hwadapt.lut.store import TARGET_FIELDS, LutError, LutMeta, load_lut
-from hwadapt.measure import Probe, target_fingerprint
+from hwadapt.lut.store import LutError, LutMeta, load_lut
+from hwadapt.measure import Target
+from hwadapt.ops import Op
 
 
 class LutMismatchError(LutError):
@@ -36,7 +37,7 @@ class LatencyPredictor:
     def __init__(self, meta: LutMeta, lookup: OpLookup, force: bool = False) -> None:
         self.meta, self.lookup, self.force = meta, lookup, force
         calibration = meta.calibration or identity_calibration()
-        self.coef = {name: float(calibration["coef"].get(name, 0.0)) for name in FEATURES}
+        self.coef = {name: float(calibration["coef"].get(name, 0.0)) for name in feature_names()}
         self.cache_mb = calibration.get("cache_mb")  # None: no spill term (or a table fitted without one)
 
     @classmethod
@@ -48,7 +49,11 @@ class LatencyPredictor:
         """The same table priced as the plain sum of standalone op times (what the calibration corrects)."""
         return LatencyPredictor(replace(self.meta, calibration=identity_calibration()), self.lookup, self.force)
 
-    # -- compatibility ------------------------------------------------------------
+    @property
+    def target(self) -> Target:
+        """The table's device: where its prices are measured end to end."""
+        return self.meta.target(self.force)
+
     def check(self, arch: Arch) -> None:
         """Refuse architectures of another family, resolution or class count (unless forced)."""
         wanted = {"family": arch.family, "resolution": arch.resolution, "num_classes": arch.num_classes}
@@ -58,21 +63,11 @@ class LatencyPredictor:
                     f"LUT was built for {name}={getattr(self.meta, name)!r}, the network has {value!r} "
                     "(build a matching LUT, or pass --force to price it anyway)")
 
-    def check_target(self, agent: DeviceAgent) -> None:
-        """Refuse to compare with measurements from another device or runtime (unless forced)."""
-        theirs = target_fingerprint(agent)
-        for name in ("backend", *TARGET_FIELDS):
-            ours = self.meta.fingerprint.get(name)
-            if ours != theirs.get(name) and not self.force:
-                raise LutMismatchError(f"LUT fingerprint differs from this target ({name}: {ours!r} vs "
-                                       f"{theirs.get(name)!r}); re-profile here or pass --force")
-
-    # -- prediction ---------------------------------------------------------------
     def op_cost(self, op: Op, network_mb: float) -> tuple[float, bool]:
         """Calibrated cost of one op in a network with ``network_mb`` MB of weights (scaled
         LUT time, its concave term, weight traffic, spilled weights, per-op overhead)."""
         ms, interpolated = self.lookup.ms(op)
-        cost = (self.coef[feature_name(op)] * ms + self.coef["sqrt_ms"] * math.sqrt(max(ms, 0.0))
+        cost = (self.coef[op.spec.feature(op)] * ms + self.coef["sqrt_ms"] * math.sqrt(max(ms, 0.0))
                 + self.coef["weights_mb"] * weight_mb(op)
                 + self.coef["spilled_mb"] * spilled_mb(op, network_mb, self.cache_mb) + self.coef["n_ops"])
         return cost, interpolated
@@ -91,28 +86,3 @@ class LatencyPredictor:
 
     def predict_ms(self, arch: Arch) -> float:
         return self.predict(arch).total_ms
-
-    # -- differentiable form ------------------------------------------------------
-    def expected_ms(self, probabilities: list[torch.Tensor], candidate_ms: list[torch.Tensor],
-                    fixed_ms: float) -> torch.Tensor:
-        """E[latency] = fixed + sum over blocks of sum_i p_i * latency(candidate_i).
-
-        ``probabilities[b]`` are the (differentiable) path probabilities of block b and
-        ``candidate_ms[b]`` the predicted cost of each of its candidates (constants).
-        """
-        total = torch.as_tensor(fixed_ms, dtype=torch.float32)
-        for p, costs in zip(probabilities, candidate_ms):
-            total = total + (p * costs.to(p.dtype)).sum()
-        return total
-
-    # -- measuring on the same target ---------------------------------------------
-    def make_agent(self) -> DeviceAgent:
-        """An agent of the LUT's backend and thread count, for end-to-end measurements."""
-        options = {"threads": int(self.meta.fingerprint.get("threads", 1))}
-        if "clock" in self.meta.fingerprint:
-            options["clock"] = self.meta.fingerprint["clock"]
-        return make_agent(self.meta.backend, **options)
-
-    def probe(self) -> Probe:
-        """The LUT's probe with its reference level: measurements then share the table's time base."""
-        return Probe(Arch.from_dict(self.meta.probe), self.meta.reference_ms)

@@ -1,36 +1,25 @@
 """What a LUT must cover: the operator shapes a family (or search space) can reach.
 
 Each *shape class* (op kind, input side, kernel, stride, activation) is measured on a
-grid of channel counts; the predictor interpolates between grid points. The grid
-settings per family live in ``lut/spaces/<family>.json`` at the repository root, installed
-with the package (and fall back to :data:`DEFAULT_GRID`).
+grid of channel counts; the predictor interpolates between grid points. Each family
+registers its grid settings (:class:`hwadapt.families.Grid`).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from importlib.resources import files
 
-from hwadapt.arch.families import family_space
-from hwadapt.arch.ops import Op
 from hwadapt.errors import HwadaptError
-
-DEFAULT_GRID = {"granularity": 8, "dense_until": 32, "points": 7, "period": 32, "input_period": 0}
-ONE_AXIS_KINDS = ("dwconv", "add", "pool")  # input channels = output channels
-SPACE_DIR = files("lut") / "spaces"
+from hwadapt.families import get_family
+from hwadapt.ops import Op, op_kind
 
 
 def reachable_ops(family: str, resolution: int, num_classes: int) -> list[Op]:
-    return family_space(family).ops(resolution, num_classes)
+    return get_family(family).space.ops(resolution, num_classes)
 
 
 def grid_settings(family: str, backend: str = "") -> dict[str, int]:
-    """The family's grid, with the overrides its file gives for ``backend`` (``"backends"``:
-    a channel tile is the backend's kernels', not the family's)."""
-    path = SPACE_DIR / f"{family}.json"
-    settings = json.loads(path.read_text()) if path.is_file() else {}
-    overrides = settings.pop("backends", {}).get(backend, {})
-    return {**DEFAULT_GRID, **settings, **overrides}
+    """The family's grid for ``backend``, as a table's sidecar records it."""
+    return get_family(family).grid.settings(backend)
 
 
 def channel_grid(top: int, granularity: int = 8, dense_until: int = 32, points: int = 7,
@@ -51,6 +40,9 @@ def channel_grid(top: int, granularity: int = 8, dense_until: int = 32, points: 
     return sorted({c for c in dense + spaced if 0 < c <= top} | {top})
 
 
+GRID_KEYS = ("granularity", "dense_until", "points", "period", "input_period")
+
+
 @dataclass(frozen=True)
 class GridPeriods:
     """Residue periods of a LUT's channel grids (0: no residue points on that axis).
@@ -66,13 +58,13 @@ class GridPeriods:
 
     def axes(self, kind: str) -> tuple[int, ...]:
         """The period of each axis of a shape class of ``kind`` (its lookup's axes)."""
-        return (self.output,) if kind in ONE_AXIS_KINDS else (self.input, self.output)
+        return (self.output,) if op_kind(kind).one_axis else (self.input, self.output)
 
 
 def standalone_op(kind: str, size: int, kernel: int, stride: int, act: str, cin: int, cout: int) -> Op:
     """The op a LUT row measures (the row key's order), fed by the model's own input(s)."""
     return Op(kind, int(cin), int(cout), int(size), int(kernel), int(stride), act,
-              inputs=(-1, -2) if kind == "add" else (-1,))
+              inputs=tuple(range(-1, -op_kind(kind).arity - 1, -1)))
 
 
 @dataclass(frozen=True)
@@ -91,7 +83,7 @@ class ShapeClass:
 
     def ops(self) -> list[Op]:
         """One standalone op per grid point."""
-        if self.kind in ONE_AXIS_KINDS:
+        if op_kind(self.kind).one_axis:
             pairs = [(c, c) for c in self.cin_grid]
         else:
             pairs = [(ci, co) for ci in self.cin_grid for co in self.cout_grid]
@@ -108,20 +100,20 @@ def shape_classes(family: str, resolution: int, num_classes: int,
         key = op.shape_class
         hi = top.setdefault(key, [0, 0])
         hi[0], hi[1] = max(hi[0], op.cin), max(hi[1], op.cout)
-        # the network input (stem) and the classifier output are not prunable
+        # the network input (the stem's) is not prunable
         fixed_in[key] = fixed_in.get(key, True) and op.inputs == (-1,)
-    settings = dict(grid or grid_settings(family))
-    # a conv's input axis has its own period: residue points there multiply a 2-D grid
+    settings = {k: v for k, v in (grid or grid_settings(family)).items() if k in GRID_KEYS}
+    # a two-axis op's input axis has its own period: residue points there multiply a 2-D grid
     input_period = settings.pop("input_period")
     input_axis = {**settings, "period": input_period}
     classes = []
     for key, (cin, cout) in sorted(top.items()):
-        kind = key[0]
-        if fixed_in[key] and kind == "conv":
-            cin_grid = (cin,)
+        spec = op_kind(key[0])
+        if spec.one_axis:
+            cin_grid = tuple(channel_grid(cin, **settings))
         else:
-            cin_grid = tuple(channel_grid(cin, **(input_axis if kind in ("conv", "fc") else settings)))
-        cout_grid = (cout,) if kind == "fc" else tuple(channel_grid(cout, **settings))
+            cin_grid = (cin,) if fixed_in[key] else tuple(channel_grid(cin, **input_axis))
+        cout_grid = (cout,) if spec.fixed_output else tuple(channel_grid(cout, **settings))
         classes.append(ShapeClass(*key, cin_grid, cout_grid))
     if not classes:
         raise HwadaptError(f"family {family!r} reaches no operators")

@@ -18,14 +18,12 @@ import pandas as pd
 
 from hwadapt.errors import HwadaptError
 from hwadapt.lut.space import GridPeriods
+from hwadapt.measure.target import Target
 
 LUT_FORMAT = 1
 ROW_KEY = ["kind", "size", "kernel", "stride", "act", "cin", "cout", "arch"]
 VALUE_COLUMNS = ["ms", "raw_ms", "probe_ms", "p10_ms", "p90_ms", "std_ms", "n", "rounds",
                  "energy_mj", "throttled", "conditions", "measured_at", "windows", "window_ms"]
-
-# fingerprint fields on which a table and a measurement (or a resumed run) must agree
-TARGET_FIELDS = ("device", "threads", "runtime_version", "delegate", "clock", "estimator")
 
 
 class LutError(HwadaptError):
@@ -43,11 +41,15 @@ class LutMeta:
     reference_ms: float | None = None  # the probe's level while the table was built
     grid: dict[str, int] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
-    # how the calibration networks were drawn: scheme, count, seed (empty: before balanced sets)
+    # how the calibration networks were drawn: scheme, count, seed, shrunk
     calibration_draw: dict[str, Any] = field(default_factory=dict)
     format: int = LUT_FORMAT
     digest: str = ""
     rows: int = 0
+
+    def target(self, force: bool = False) -> Target:
+        """Where the table was measured: end-to-end figures against it are taken there."""
+        return Target(self.backend, self.fingerprint, self.probe, self.reference_ms, force)
 
     @property
     def periods(self) -> GridPeriods:
@@ -129,12 +131,9 @@ def save_lut(path: Path, meta: LutMeta, rows: list[dict[str, Any]]) -> None:
     _atomic_write(sidecar_path(path), (json.dumps(asdict(meta), indent=2) + "\n").encode())
 
 
-def load_lut(path: str | Path) -> tuple[LutMeta, pd.DataFrame]:
-    """Read and check a LUT; every failure is a one-line :class:`LutError`."""
-    path = Path(path)
+def load_sidecar(path: Path) -> LutMeta:
+    """The metadata of the LUT at ``path`` (its ``.json`` sidecar), checked."""
     side = sidecar_path(path)
-    if not path.is_file():
-        raise LutError(f"no LUT at {path}")
     if not side.is_file():
         raise LutError(f"LUT {path} has no sidecar {side.name}")
     try:
@@ -145,6 +144,17 @@ def load_lut(path: str | Path) -> tuple[LutMeta, pd.DataFrame]:
         raise LutError(f"{side}: {exc}") from exc
     if meta.format != LUT_FORMAT:
         raise LutError(f"LUT {path} has format {meta.format}; this hwadapt reads format {LUT_FORMAT}")
+    return meta
+
+
+def load_lut(path: str | Path) -> tuple[LutMeta, pd.DataFrame]:
+    """Read and check a LUT; every failure is a one-line :class:`LutError`."""
+    path = Path(path)
+    if not path.is_file():
+        hint = " (its sidecar is there: `hwadapt profile` with the same --out resumes it)" \
+            if sidecar_path(path).exists() else ""
+        raise LutError(f"no LUT at {path}{hint}")
+    meta = load_sidecar(path)
     if hashlib.sha256(path.read_bytes()).hexdigest() != meta.digest:
         raise LutError(f"LUT {path} does not match its sidecar's digest: the table was edited or is corrupt")
     try:

@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from hwadapt.arch.families import family_space
 from hwadapt.arch.spec import Arch
+from hwadapt.families import get_family
 from hwadapt.lut.predictor import LatencyPredictor
-from hwadapt.measure import BATCH_SIZE, MeasurePlan, Measurement, measure_in_windows, median_window, window_spread_pct
+from hwadapt.measure import (BATCH_SIZE, WINDOWS, EndToEnd, MeasurePlan, Measurement, measure_in_windows,
+                             window_spread_pct)
+from hwadapt.progress import QUIET, Reporter
 
 VALIDATION_STREAM = 1  # calibration models use stream 0 of a seed
 
@@ -25,6 +27,8 @@ class ValidationReport:
     rmse_ms: float
     spearman: float
     bias_pct: float
+    noisy: int = 0  # figures whose windows disagreed by more than NOISY_PCT
+    max_spread_pct: float = 0.0  # the widest disagreement of one figure's windows
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -33,7 +37,7 @@ class ValidationReport:
 def sample_archs(family: str, resolution: int, num_classes: int, samples: int, seed: int) -> list[Arch]:
     """Random members of a family (random per-layer widths, or random choices of a search
     space), from a seed stream the calibration never uses."""
-    sample = family_space(family).sample
+    sample = get_family(family).space.sample
     return [sample(resolution, num_classes, np.random.default_rng([seed, VALIDATION_STREAM, i]))
             for i in range(samples)]
 
@@ -53,23 +57,29 @@ def summarise(predicted: np.ndarray, measured: np.ndarray) -> ValidationReport:
 
 
 def validate(predictor: LatencyPredictor, samples: int, seed: int, batch_size: int = BATCH_SIZE,
-             plan: MeasurePlan | None = None, on_batch=None) -> tuple[ValidationReport, pd.DataFrame]:
-    """Measure ``samples`` random architectures on the LUT's own agent, each in separate
+             plan: MeasurePlan | None = None, reporter: Reporter = QUIET) -> tuple[ValidationReport, pd.DataFrame]:
+    """Measure ``samples`` random architectures on the LUT's own target, each in separate
     windows (the median kept, as for every end-to-end figure: :func:`measure_in_windows`),
     and compare with the prediction."""
-    meta = predictor.meta
+    meta, target = predictor.meta, predictor.target
     archs = sample_archs(meta.family, meta.resolution, meta.num_classes, samples, seed)
     predicted = np.array([predictor.predict_ms(a) for a in archs])
-    with predictor.make_agent() as agent:
-        predictor.check_target(agent)
-        by_arch = measure_in_windows(agent, archs, plan=plan, probe=predictor.probe(), batch_size=batch_size,
-                                     on_batch=on_batch)
-    measured = np.array([median_window(w).median_ms for w in by_arch])
+    task = reporter.start("measuring", total=samples * WINDOWS)
+    with target.agent() as agent:
+        target.check(agent)
+        by_arch = measure_in_windows(agent, archs, plan=plan, probe=target.probe(), batch_size=batch_size,
+                                     on_batch=lambda done, planned: reporter.update(task, done=done, total=planned))
+    reporter.finish(task)
+    figures = [EndToEnd.of(w) for w in by_arch]
+    measured = np.array([f.ms for f in figures])
     table = pd.DataFrame({"arch": [a.to_json(indent=None) for a in archs], "predicted_ms": predicted,
                           "measured_ms": measured, "error_pct": (predicted - measured) / measured * 100,
                           "pass_spread_pct": [window_spread_pct(w) for w in by_arch],
                           "windows": [len(w) for w in by_arch], **window_columns(by_arch)})
-    return summarise(predicted, measured), table
+    report = summarise(predicted, measured)
+    report.noisy = sum(f.noisy for f in figures)
+    report.max_spread_pct = max(f.spread_pct for f in figures)
+    return report, table
 
 
 def window_columns(by_arch: list[list[Measurement]]) -> dict[str, list[str]]:

@@ -1,12 +1,13 @@
-"""Materialisers: one :class:`~hwadapt.arch.Arch`, three forms (PyTorch, ONNX, TFLite)."""
+"""Materialisers: one :class:`~hwadapt.arch.Arch`, every form (PyTorch, ONNX, TFLite)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from hwadapt.arch.ops import Op
+from hwadapt.arch.lowering import lower
 from hwadapt.arch.spec import Arch
 from hwadapt.errors import HwadaptError
-from hwadapt.materialize.weights import OpWeights
+from hwadapt.materialize.weights import OpWeights, arch_weights
+from hwadapt.ops import Op
 
 FORMATS = ("onnx", "tflite")
 
@@ -26,7 +27,4 @@ def save_ops(ops: list[Op], weights: OpWeights, fmt: str, path: str | Path) -> P
 
 def export(arch: Arch, fmt: str, path: str | Path, net=None, seed: int = 0) -> Path:
     """Write ``arch`` in ``fmt`` with the trained weights of ``net`` (random if None)."""
-    from hwadapt.arch.ops import lower
-    from hwadapt.materialize.weights import arch_weights
-
     return save_ops(lower(arch), arch_weights(arch, net, seed), fmt, path)

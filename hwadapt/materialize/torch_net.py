@@ -1,95 +1,22 @@
-"""Materialise an :class:`Arch` as a trainable PyTorch module.
+"""Materialise an :class:`Arch` as a trainable PyTorch module, and its checkpoints.
 
-Module names follow the block list (``blocks.3.dw``, ``blocks.3.pw``...) so pruning
-and export can map parameters back to the description. Padding follows TensorFlow's
-SAME rule (:func:`hwadapt.arch.ops.same_pads`) so ONNX and TFLite compute the same.
+Module names follow the block list (``blocks.3.dw``, ``blocks.3.pw``...): each lowered
+op's ``role`` names its unit in its block's module, so pruning and export map
+parameters back to the description.
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from hwadapt.arch.ops import conv_out_size, same_pads
-from hwadapt.arch.spec import Arch, ArchError, Block
+from hwadapt.arch.spec import Arch
+from hwadapt.errors import ArchError
+from hwadapt.ops import conv_out_size
 
-
-def _activation(name: str) -> nn.Module:
-    return nn.ReLU6(inplace=True) if name == "relu6" else nn.ReLU(inplace=True)
-
-
-class ConvBNAct(nn.Sequential):
-    """conv + BN (+ activation) with SAME padding for the given input side."""
-
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, size: int,
-                 act: str | None, groups: int = 1) -> None:
-        before, after = same_pads(size, kernel, stride)
-        layers: list[nn.Module] = []
-        if before == after:
-            conv = nn.Conv2d(cin, cout, kernel, stride, padding=before, groups=groups, bias=False)
-        else:
-            layers.append(nn.ZeroPad2d((before, after, before, after)))
-            conv = nn.Conv2d(cin, cout, kernel, stride, padding=0, groups=groups, bias=False)
-        layers += [conv, nn.BatchNorm2d(cout)]
-        if act:
-            layers.append(_activation(act))
-        super().__init__(*layers)
-
-    @property
-    def conv(self) -> nn.Conv2d:
-        return next(m for m in self if isinstance(m, nn.Conv2d))
-
-    @property
-    def bn(self) -> nn.BatchNorm2d:
-        return next(m for m in self if isinstance(m, nn.BatchNorm2d))
-
-
-class ConvBlock(nn.Module):
-    def __init__(self, block: Block, cin: int, size: int, act: str) -> None:
-        super().__init__()
-        self.conv = ConvBNAct(cin, block.out, block.kernel, block.stride, size, act)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
-
-
-class DWSepBlock(nn.Module):
-    def __init__(self, block: Block, cin: int, size: int, act: str) -> None:
-        super().__init__()
-        self.dw = ConvBNAct(cin, cin, block.kernel, block.stride, size, act, groups=cin)
-        self.pw = ConvBNAct(cin, block.out, 1, 1, conv_out_size(size, block.stride), act)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pw(self.dw(x))
-
-
-class MBConvBlock(nn.Module):
-    def __init__(self, block: Block, cin: int, size: int, act: str) -> None:
-        super().__init__()
-        mid = block.mid or cin
-        self.expand = ConvBNAct(cin, mid, 1, 1, size, act) if block.mid else None
-        self.dw = ConvBNAct(mid, mid, block.kernel, block.stride, size, act, groups=mid)
-        self.project = ConvBNAct(mid, block.out, 1, 1, conv_out_size(size, block.stride), None)
-        self.residual = block.has_residual(cin)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.expand(x) if self.expand is not None else x
-        y = self.project(self.dw(y))
-        return x + y if self.residual else y
-
-
-class SkipBlock(nn.Module):
-    def __init__(self, block: Block, cin: int, size: int, act: str) -> None:
-        super().__init__()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
-BLOCK_MODULES: dict[str, type[nn.Module]] = {
-    "conv": ConvBlock, "dwsep": DWSepBlock, "mbconv": MBConvBlock, "skip": SkipBlock,
-}
+CHECKPOINT_FORMAT = 1  # the layout of weights.pt: {"format", "state_dict", "extra"}
 
 
 class Net(nn.Module):
@@ -100,7 +27,7 @@ class Net(nn.Module):
         self.arch = arch
         blocks, size = [], arch.resolution
         for block, cin in zip(arch.blocks, arch.input_widths()):
-            blocks.append(BLOCK_MODULES[block.kind](block, cin, size, arch.act))
+            blocks.append(block.spec.module(block, cin, size, arch.act))
             size = conv_out_size(size, block.stride)
         self.blocks = nn.ModuleList(blocks)
         self.fc = nn.Linear(arch.feature_width(), arch.num_classes)
@@ -127,10 +54,6 @@ def init_weights(net: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-def build_net(arch: Arch) -> Net:
-    return Net(arch)
-
-
 # -- checkpoints: architecture JSON + state_dict, never a pickled module ------------
 ARCH_FILE, WEIGHTS_FILE = "arch.json", "weights.pt"
 
@@ -139,11 +62,30 @@ def save_checkpoint(net: Net, directory: str | Path, extra: dict | None = None) 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     net.arch.save(directory / ARCH_FILE)
-    payload = {"state_dict": net.state_dict(), "extra": extra or {}}
+    state = {name: tensor.detach().cpu() for name, tensor in net.state_dict().items()}
+    payload = {"format": CHECKPOINT_FORMAT, "state_dict": state, "extra": extra or {}}
     tmp = directory / (WEIGHTS_FILE + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(directory / WEIGHTS_FILE)
     return directory
+
+
+def read_weights(path: Path) -> dict:
+    """A checkpoint's payload, loaded with ``weights_only=True``; one-line errors for files
+    that are not hwadapt checkpoints (or hold objects other than tensors)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ArchError(f"{path} holds objects other than tensors and plain data; refused "
+                        "(hwadapt loads weights with weights_only=True)") from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ArchError(f"{path} is not a readable PyTorch checkpoint: {str(exc).splitlines()[0]}") from None
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise ArchError(f"{path} is not a hwadapt checkpoint (no state_dict)")
+    if payload.get("format", CHECKPOINT_FORMAT) != CHECKPOINT_FORMAT:  # checkpoints before 'format' are format 1
+        raise ArchError(f"{path} has checkpoint format {payload['format']}; this hwadapt reads format "
+                        f"{CHECKPOINT_FORMAT}")
+    return payload
 
 
 def load_checkpoint(directory: str | Path) -> tuple[Net, dict]:
@@ -153,11 +95,24 @@ def load_checkpoint(directory: str | Path) -> tuple[Net, dict]:
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise ArchError(f"checkpoint {directory} has no {WEIGHTS_FILE}")
-    payload = torch.load(weights, map_location="cpu", weights_only=True)
+    payload = read_weights(weights)
     net = Net(arch)
-    try:
-        net.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ArchError(f"checkpoint {directory} does not match its architecture: {first}") from exc
+    mismatch = _shape_mismatch(net.state_dict(), payload["state_dict"])
+    if mismatch:
+        raise ArchError(f"checkpoint {directory}: {ARCH_FILE} and {WEIGHTS_FILE} disagree: {mismatch}")
+    net.load_state_dict(payload["state_dict"])
     return net, payload.get("extra", {})
+
+
+def _shape_mismatch(expected: dict, found: dict) -> str | None:
+    """The first difference between the architecture's parameters and the file's, named."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    if missing or unexpected:
+        return f"{len(missing)} parameters missing (first: {missing[:1]}), {len(unexpected)} unexpected " \
+               f"(first: {unexpected[:1]})"
+    for name, tensor in expected.items():
+        if tuple(found[name].shape) != tuple(tensor.shape):
+            return (f"{name} is {tuple(tensor.shape)} in {ARCH_FILE} but {tuple(found[name].shape)} in "
+                    f"{WEIGHTS_FILE}")
+    return None

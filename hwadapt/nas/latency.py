@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from hwadapt.arch.proxyless import ProxylessSpace
+from hwadapt.families.proxyless import ProxylessSpace
 from hwadapt.errors import HwadaptError
 from hwadapt.lut.predictor import LatencyPredictor
 
@@ -37,8 +37,12 @@ class LatencyTable:
     predictor: LatencyPredictor = field(compare=False, repr=False)
 
     def expected(self, probabilities: list[torch.Tensor]) -> torch.Tensor:
-        """E[latency], differentiable in ``probabilities`` (the predictor's form)."""
-        return self.predictor.expected_ms(probabilities, [torch.tensor(c) for c in self.costs], self.fixed_ms)
+        """E[latency] = fixed + sum over positions of sum_i p_i * cost_i, differentiable in
+        the path ``probabilities`` (each position's candidate costs are constants)."""
+        total = torch.as_tensor(self.fixed_ms, dtype=torch.float32)
+        for p, costs in zip(probabilities, self.costs):
+            total = total + (p * torch.tensor(costs, dtype=p.dtype)).sum()
+        return total
 
     def of(self, choices: list[int]) -> float:
         return self.fixed_ms + sum(costs[i] for costs, i in zip(self.costs, choices))

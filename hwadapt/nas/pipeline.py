@@ -16,26 +16,26 @@ from pathlib import Path
 
 import torch
 
-from hwadapt.arch.proxyless import ProxylessSpace
 from hwadapt.data import Splits, load_dataset
+from hwadapt.families.proxyless import ProxylessSpace
 from hwadapt.lut.predictor import LatencyPredictor
+from hwadapt.materialize import FORMATS, export
 from hwadapt.materialize.torch_net import Net
-from hwadapt.measure import MeasurePlan, measure_in_windows, median_window
-from hwadapt.measure.protocol import default_plan
+from hwadapt.measure import EndToEnd, MeasurePlan, default_plan, measure_in_windows, noisy_note
 from hwadapt.nas.derive import calibrated_member
 from hwadapt.nas.latency import LatencyTable, SearchError, latency_table
 from hwadapt.nas.search import SUMMARY_FILE, SearchConfig, search
 from hwadapt.nas.supernet import SuperNet
-from hwadapt.train import TrainConfig, fit, make_progress
+from hwadapt.progress import QUIET, Reporter
+from hwadapt.train import TrainConfig, fit
+from hwadapt.train.loop import SUMMARY_FILE as TRAIN_SUMMARY
 
 REPORT_FILE, ARCH_FILE, DERIVE_FILE = "report.json", "arch.json", "derive.json"
 
 
-def measure_windows(agent, arch, probe, plan: MeasurePlan, net=None) -> tuple[float, list[float]]:
-    """The end-to-end latency of ``arch`` (its median window, as every end-to-end figure)
-    and its level in each of its measurement windows."""
-    found = measure_in_windows(agent, [arch], [net], plan, probe)[0]
-    return median_window(found).median_ms, [m.median_ms for m in found]
+def measure_figure(agent, arch, probe, plan: MeasurePlan, net=None) -> EndToEnd:
+    """The end-to-end latency of ``arch``: its median window, with the windows' spread."""
+    return EndToEnd.of(measure_in_windows(agent, [arch], [net], plan, probe)[0])
 
 
 @dataclass(frozen=True)
@@ -95,11 +95,11 @@ def prepare(job: SearchJob) -> Context:
     return Context(job, predictor, space, table, splits)
 
 
-def run_search(ctx: Context, progress) -> SuperNet:
+def run_search(ctx: Context, reporter: Reporter) -> SuperNet:
     torch.manual_seed(ctx.job.search.seed)
     net = SuperNet(ctx.space)
     search(net, ctx.table, ctx.splits, ctx.job.search, ctx.out / "search", identity=ctx.identity(),
-           progress=progress)
+           reporter=reporter)
     return net
 
 
@@ -110,10 +110,10 @@ def derive(ctx: Context, net: SuperNet, agent, plan: MeasurePlan) -> dict:
         return json.loads(path.read_text())
     start = net.argmax()
     log_probs = [torch.log_softmax(a.detach(), 0).tolist() for a in net.alphas]
-    probe = ctx.predictor.probe()
+    probe = ctx.predictor.target.probe()
 
     def measure(choices: list[int]) -> float:
-        return measure_windows(agent, net.member(choices), probe, plan)[0]
+        return measure_figure(agent, net.member(choices), probe, plan).ms
 
     target = ctx.job.search.target_ms
     adjustment, rounds = calibrated_member(ctx.table, log_probs, start, target, measure,
@@ -132,47 +132,59 @@ def derive(ctx: Context, net: SuperNet, agent, plan: MeasurePlan) -> dict:
     return derived
 
 
-def train_member(ctx: Context, net: SuperNet, derived: dict, progress) -> tuple[Net, dict]:
+def train_member(ctx: Context, net: SuperNet, derived: dict, reporter: Reporter) -> tuple[Net, dict]:
     choices = derived["choice_index"]
     member = Net(net.member(choices)) if ctx.job.from_scratch else net.member_net(choices)
     s = ctx.job.search
     config = TrainConfig(epochs=ctx.job.train_epochs, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
                          batch_size=s.batch_size, seed=s.seed)
-    summary = fit(member, ctx.splits, config, ctx.out / "train", progress=progress,
+    summary = fit(member, ctx.splits, config, ctx.out / "train", reporter=reporter,
                   identity={**ctx.identity(), "from_scratch": ctx.job.from_scratch})
     return member, summary
 
 
-def run(job: SearchJob, plan: MeasurePlan | None = None) -> dict:
+def run(job: SearchJob, plan: MeasurePlan | None = None, reporter: Reporter = QUIET) -> dict:
     """The whole pipeline; returns the report (also written to ``out/report.json``)."""
     ctx = prepare(job)
     if ctx.out.is_dir() and any(ctx.out.iterdir()) and not (ctx.out / "search" / SUMMARY_FILE).is_file():
         raise SearchError(f"{ctx.out} exists and holds no search; choose another --out")
     ctx.out.mkdir(parents=True, exist_ok=True)
-    agent = ctx.predictor.make_agent()
+    target = ctx.predictor.target
+    agent = target.agent()
     plan = plan or default_plan(agent)
     try:
-        ctx.predictor.check_target(agent)
-        with make_progress() as progress:
-            net = run_search(ctx, progress)
-            derived = derive(ctx, net, agent, plan)
-            member, summary = train_member(ctx, net, derived, progress)
-        measured_ms, windows = measure_windows(agent, member.arch, ctx.predictor.probe(), plan, net=member)
+        target.check(agent)
+        net = run_search(ctx, reporter)
+        derived = derive(ctx, net, agent, plan)
+        member, summary = train_member(ctx, net, derived, reporter)
+        figure = measure_figure(agent, member.arch, target.probe(), plan, net=member)
     finally:
         agent.close()
-    return write_report(ctx, derived, summary, measured_ms, windows)
+    exports = {"checkpoint": str(ctx.out / "train")}
+    for fmt in FORMATS:
+        exports[fmt] = str(export(member.arch, fmt, ctx.out / "train" / f"model.{fmt}", net=member))
+    if figure.noisy:
+        reporter.note(noisy_note([figure]))
+    return write_report(ctx, derived, summary, figure, exports)
 
 
-def write_report(ctx: Context, derived: dict, summary: dict, measured_ms: float, windows: list[float]) -> dict:
-    target = ctx.job.search.target_ms
+def write_report(ctx: Context, derived: dict, summary: dict, figure: EndToEnd, exports: dict[str, str]) -> dict:
+    """``report.json``: the fields every adaptation report has (method, budget, predicted,
+    measured with its spread, accuracy, wall time, arch, exports), and the search's own."""
+    target, measured_ms = ctx.job.search.target_ms, figure.ms
     history = json.loads((ctx.out / "search" / "search.json").read_text())["history"]
     report = {
+        "method": "proxylessnas",
         "target_ms": target,
+        "budget_ms": target,
         "predicted_ms": derived["predicted_ms"],
         "measured_ms": measured_ms,
-        "measured_windows_ms": windows,
+        "measured_spread_pct": figure.spread_pct,
+        "measured_windows_ms": list(figure.windows_ms),
         "measured_error": (measured_ms - target) / target,
         "within_tolerance": abs(measured_ms - target) <= ctx.job.tolerance * target,
+        "wall_s": _training_seconds(ctx.out),
+        "exports": exports,
         "tolerance": ctx.job.tolerance,
         "test_accuracy": summary["test_accuracy"],
         "holdout_accuracy": summary["holdout_accuracy"],
@@ -187,6 +199,13 @@ def write_report(ctx: Context, derived: dict, summary: dict, measured_ms: float,
     }
     (ctx.out / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _training_seconds(out: Path) -> float:
+    """The search's and the derived network's training time, from their records."""
+    search = json.loads((out / "search" / "search.json").read_text())["history"]
+    train = json.loads((out / "train" / TRAIN_SUMMARY).read_text())["history"]
+    return float(sum(e.get("seconds", 0.0) for e in search) + sum(e.get("seconds", 0.0) for e in train))
 
 
 def _search_summary(history: list[dict], target_ms: float) -> dict:

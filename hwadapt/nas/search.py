@@ -10,18 +10,19 @@ path samples it would have seen uninterrupted.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import Progress
 from torch import nn
 
 from hwadapt.data import Splits, batches
 from hwadapt.nas.latency import LatencyTable, SearchError, latency_loss
 from hwadapt.nas.supernet import SuperNet
+from hwadapt.progress import QUIET, Reporter
 from hwadapt.train.loop import TrainConfig, cosine, evaluate, make_optimizer, steps_per_epoch
 
 STATE_FILE, SUMMARY_FILE = "supernet.pt", "search.json"
@@ -98,7 +99,7 @@ class Searcher:
         return float(loss.detach()), float(expected.detach())
 
     # -- epochs ------------------------------------------------------------------
-    def run_epoch(self, epoch: int, progress: Progress | None = None, task=None) -> dict:
+    def run_epoch(self, epoch: int, reporter: Reporter = QUIET, task: int = 0) -> dict:
         c = self.config
         self.net.train()
         per_epoch = steps_per_epoch(self.splits, c.batch_size)
@@ -113,8 +114,7 @@ class Searcher:
                 loss, ms = self.arch_step(*next(holdout), generator)
                 arch_losses.append(loss)
                 expected.append(ms)
-            if progress is not None:
-                progress.update(task, advance=1, status=self._status(epoch, weight_losses, expected))
+            reporter.advance(task, 1, self._status(epoch, weight_losses, expected))
         return self._epoch_record(epoch, weight_losses, arch_losses, expected)
 
     def _status(self, epoch: int, losses: list[float], expected: list[float]) -> str:
@@ -169,7 +169,7 @@ class Searcher:
 
 
 def search(net: SuperNet, table: LatencyTable, splits: Splits, config: SearchConfig, out: str | Path, *,
-           identity: dict | None = None, progress: Progress | None = None) -> dict:
+           identity: dict | None = None, reporter: Reporter = QUIET) -> dict:
     """Run (or resume) the search into ``out``; returns the summary written to ``out/search.json``."""
     out = Path(out)
     identity = json.loads(json.dumps({"config": asdict(config), **(identity or {})}))
@@ -177,14 +177,16 @@ def search(net: SuperNet, table: LatencyTable, splits: Splits, config: SearchCon
     _resume(searcher, out, identity)
     out.mkdir(parents=True, exist_ok=True)
     per_epoch = steps_per_epoch(splits, config.batch_size)
-    task = (progress.add_task("search", total=per_epoch * config.epochs,
-                              completed=per_epoch * len(searcher.history), status="") if progress else None)
+    task = reporter.start("search", total=per_epoch * config.epochs, done=per_epoch * len(searcher.history))
     for epoch in range(len(searcher.history), config.epochs):
-        searcher.history.append(searcher.run_epoch(epoch, progress, task))
+        started = time.perf_counter()
+        record = searcher.run_epoch(epoch, reporter, task)
+        searcher.history.append({**record, "seconds": time.perf_counter() - started})
         tmp = out / (STATE_FILE + ".tmp")
         torch.save(searcher.state(), tmp)
         tmp.replace(out / STATE_FILE)
         _write_summary(out, identity, searcher, complete=epoch + 1 == config.epochs)
+    reporter.finish(task)
     return _write_summary(out, identity, searcher, complete=True)
 
 

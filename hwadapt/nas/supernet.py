@@ -21,10 +21,10 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from hwadapt.arch.ops import conv_out_size
-from hwadapt.arch.proxyless import ProxylessSpace
 from hwadapt.arch.spec import Arch
-from hwadapt.materialize.torch_net import BLOCK_MODULES, Net, init_weights
+from hwadapt.families.proxyless import ProxylessSpace
+from hwadapt.materialize.torch_net import Net, init_weights
+from hwadapt.ops import conv_out_size
 from hwadapt.nas.gates import two_path_alpha_grad
 
 
@@ -85,10 +85,10 @@ class SuperNet(nn.Module):
         for index, (block, cin) in enumerate(zip(base.blocks, base.input_widths())):
             if first <= index < first + len(self.positions):
                 position = self.positions[index - first]
-                modules.append(MixedOp([_block_module(position.block(c), cin, size, base.act)
-                                        for c in self.choices[index - first]]))
+                candidates = [position.block(c) for c in self.choices[index - first]]
+                modules.append(MixedOp([c.spec.module(c, cin, size, base.act) for c in candidates]))
             else:
-                modules.append(_block_module(block, cin, size, base.act))
+                modules.append(block.spec.module(block, cin, size, base.act))
             size = conv_out_size(size, block.stride)
         self.blocks = nn.ModuleList(modules)
         self.fc = nn.Linear(base.feature_width(), base.num_classes)
@@ -178,6 +178,3 @@ class SuperNet(nn.Module):
         net.load_state_dict(state)
         return net
 
-
-def _block_module(block, cin: int, size: int, act: str) -> nn.Module:
-    return BLOCK_MODULES[block.kind](block, cin, size, act)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import Progress
 from torch import nn
 
 from hwadapt.data import ImageSet, Splits, batches
 from hwadapt.errors import HwadaptError
 from hwadapt.materialize.torch_net import WEIGHTS_FILE, Net, load_checkpoint, save_checkpoint
+from hwadapt.progress import QUIET, Reporter
 
 SUMMARY_FILE = "train.json"
 
@@ -62,7 +62,7 @@ def evaluate(net: nn.Module, data: ImageSet, splits: Splits, batch_size: int = 5
 
 def train_steps(net: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer, *, base_lr: float,
                 first_step: int, steps: int, total_steps: int, batch_size: int, rng: np.random.Generator,
-                progress: Progress | None = None, task=None) -> float:
+                reporter: Reporter = QUIET, task: int = 0) -> float:
     """``steps`` SGD steps over shuffled, augmented training batches; returns the mean loss."""
     net.train()
     loss_fn = nn.CrossEntropyLoss()
@@ -77,8 +77,7 @@ def train_steps(net: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer
             optimizer.step()
             total_loss += float(loss.detach())
             done += 1
-            if progress is not None:
-                progress.update(task, advance=1, status=f"loss {total_loss / done:.3f}")
+            reporter.advance(task, 1, f"loss {total_loss / done:.3f}")
             if done == steps:
                 break
     return total_loss / max(done, 1)
@@ -89,15 +88,14 @@ def steps_per_epoch(splits: Splits, batch_size: int) -> int:
 
 
 def finetune(net: nn.Module, splits: Splits, steps: int, *, lr: float, config: TrainConfig,
-             seed: int, progress: Progress | None = None, task=None) -> float:
+             seed: int, reporter: Reporter = QUIET, task: int = 0) -> float:
     """A short fine-tune (NetAdapt's short- and long-term fine-tuning): ``steps`` steps, cosine
     from ``lr``, fresh momentum."""
     if steps <= 0:
         return float("nan")
     optimizer = make_optimizer(net, config, lr)
     return train_steps(net, splits, optimizer, base_lr=lr, first_step=0, steps=steps, total_steps=steps,
-                       batch_size=config.batch_size, rng=np.random.default_rng(seed),
-                       progress=progress, task=task)
+                       batch_size=config.batch_size, rng=np.random.default_rng(seed), reporter=reporter, task=task)
 
 
 def _resume_state(out: Path, identity: dict) -> tuple[Net | None, dict]:
@@ -118,7 +116,7 @@ def _resume_state(out: Path, identity: dict) -> tuple[Net | None, dict]:
 
 
 def fit(net: Net, splits: Splits, config: TrainConfig, out: str | Path, *, identity: dict | None = None,
-        progress: Progress | None = None) -> dict:
+        reporter: Reporter = QUIET) -> dict:
     """Train ``net`` for ``config.epochs`` epochs, checkpointing to ``out`` after each one.
 
     Re-running with the same arguments resumes after the last finished epoch (or returns at
@@ -139,18 +137,18 @@ def fit(net: Net, splits: Splits, config: TrainConfig, out: str | Path, *, ident
     out.mkdir(parents=True, exist_ok=True)
     if resumed is None:
         _write_summary(out, identity, history, complete=False)  # claims the directory before any weights
-    task = progress.add_task("train", total=total, completed=len(history) * per_epoch, status="") if progress else None
+    task = reporter.start("train", total=total, done=len(history) * per_epoch)
     for epoch in range(len(history), config.epochs):
         started = time.perf_counter()
         loss = train_steps(net, splits, optimizer, base_lr=config.lr, first_step=epoch * per_epoch,
                            steps=per_epoch, total_steps=total, batch_size=config.batch_size,
-                           rng=np.random.default_rng([config.seed, epoch]), progress=progress, task=task)
+                           rng=np.random.default_rng([config.seed, epoch]), reporter=reporter, task=task)
         history.append({"epoch": epoch + 1, "loss": loss, "holdout_accuracy": evaluate(net, splits.holdout, splits),
                         "seconds": time.perf_counter() - started})
-        if progress is not None:
-            progress.update(task, status=f"epoch {epoch + 1} holdout {history[-1]['holdout_accuracy']:.3f}")
+        reporter.update(task, status=f"epoch {epoch + 1} holdout {history[-1]['holdout_accuracy']:.3f}")
         save_checkpoint(net, out, {"optimizer": optimizer.state_dict(), "history": history})
         _write_summary(out, identity, history, complete=False)
+    reporter.finish(task)
     summary = _write_summary(out, identity, history, complete=True,
                              test_accuracy=evaluate(net, splits.test, splits))
     return summary

@@ -15,10 +15,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from hwadapt.arch.families import Space, make_divisible, register, register_space
 from hwadapt.arch.groups import stratified_picks
-from hwadapt.arch.ops import Op, lower
-from hwadapt.arch.spec import Arch, ArchError, Block
+from hwadapt.arch.lowering import lower
+from hwadapt.arch.spec import Arch
+from hwadapt.blocks import Block
+from hwadapt.errors import ArchError
+from hwadapt.families.base import Family, Grid, Space, make_divisible, register_family
+from hwadapt.ops import Op
 
 KERNELS = (3, 5, 7)
 EXPANSIONS = (3, 6)
@@ -154,7 +157,6 @@ def space_ops(space: ProxylessSpace) -> list[Op]:
     return list(seen.values())
 
 
-@register("proxyless")
 def proxyless(*, width: float = 1.0, resolution: int = 224, num_classes: int = 1000) -> Arch:
     """The default member of the space: every searchable block an MBConv k3 e6."""
     return ProxylessSpace(resolution, num_classes, width).default()
@@ -173,8 +175,11 @@ def balanced_members(space: ProxylessSpace, count: int, rng: np.random.Generator
     return [space.member([column[k] for column in picks]) for k in range(count)]
 
 
-register_space("proxyless", Space(
-    ops=lambda resolution, num_classes: space_ops(ProxylessSpace(resolution, num_classes)),
-    sample=lambda resolution, num_classes, rng: random_member(ProxylessSpace(resolution, num_classes), rng),
-    balanced=lambda resolution, num_classes, count, rng: balanced_members(ProxylessSpace(resolution, num_classes),
-                                                                          count, rng)))
+register_family(Family(
+    "proxyless", proxyless, "ProxylessNAS space: MBConv k3/5/7 x e3/6 or skip per position, on MobileNetV2",
+    grid=Grid(points=7, backends={}),
+    custom_space=Space(
+        ops=lambda resolution, num_classes: space_ops(ProxylessSpace(resolution, num_classes)),
+        sample=lambda resolution, num_classes, rng: random_member(ProxylessSpace(resolution, num_classes), rng),
+        balanced=lambda resolution, num_classes, count, rng: balanced_members(
+            ProxylessSpace(resolution, num_classes), count, rng))))
