@@ -5,7 +5,7 @@ fastest one (``estimator="fastest"``, see ``hwadapt.measure.protocol``): on a sh
 host the other tenants only ever add time (preemption, and contention for the shared
 cache, which slows a network with 13 MB of weights by up to 50% while a small one does
 not notice), and among the thousands of inferences of a window some run untouched
-(``benchmarks/host_floor.py``). The thread CPU clock (``clock="thread"``, single thread
+(hwadapt's docs/measurement.md). The thread CPU clock (``clock="thread"``, single thread
 only) leaves out preempted time but, in a VM, also the hypervisor's steal time, in
 coarse steps, so it can read a 0.1 ms inference as 0: no clock for a minimum.
 """

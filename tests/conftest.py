@@ -23,6 +23,25 @@ def tiny(*, width: float = 1.0, resolution: int = 16, num_classes: int = 10) -> 
     return Arch("tiny", resolution, num_classes, blocks, act="relu6")
 
 
+def trained_like(arch: Arch):
+    """A network of ``arch`` in eval mode whose BN statistics are not the identity, so that
+    folding them into the convolutions matters."""
+    import torch
+
+    from hwadapt.materialize.torch_net import Net
+
+    torch.manual_seed(0)
+    net = Net(arch)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.1, 0.1)
+    torch.nn.init.normal_(net.fc.weight, 0, 0.2)
+    return net.eval()
+
+
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Single-threaded torch: on a loaded 2-core host, two spinning threads per op are slower."""

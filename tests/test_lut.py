@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from device_agents import make_agent
+from device_agents import AGENTS, make_agent
 from device_agents.base import DeviceAgent
 from hwadapt.arch import Arch, random_widths
 from hwadapt.families import build
@@ -84,13 +84,12 @@ def test_prediction_tracks_end_to_end_measurement(tiny_lut):
 
 
 class InterruptingAgent(DeviceAgent):
-    """The ORT agent, but Ctrl-C arrives after a number of models were opened."""
+    """A desktop agent, but Ctrl-C arrives after a number of models were opened."""
 
-    backend, model_format = "ort-cpu", "onnx"
-
-    def __init__(self, after):
+    def __init__(self, after, backend="ort-cpu"):
         super().__init__()
-        self.inner, self.after, self.opened = make_agent("ort-cpu"), after, 0
+        self.inner, self.after, self.opened = make_agent(backend), after, 0
+        self.backend, self.model_format = backend, self.inner.model_format
 
     def fingerprint(self):
         return self.inner.fingerprint()
@@ -332,3 +331,22 @@ def test_a_table_whose_parquet_was_deleted_resumes_from_its_journal(tmp_path, ti
                                  "--out", str(path), "--calibration-models", "3"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "starting afresh" in result.output
     assert list(tmp_path.glob("t.journal.jsonl.orphan-*"))
+
+
+@pytest.mark.parametrize("backend", sorted(b for b in AGENTS if not b.startswith("android-")))
+def test_every_desktop_agent_profiles_resumes_and_validates(tmp_path, tiny_family, backend):
+    """On each desktop agent: a build interrupted part-way resumes to the planned table
+    (no row lost or measured twice), and `hwadapt lut validate` measures it end to end."""
+    path = tmp_path / f"{backend}.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        build_lut(InterruptingAgent(15, backend), tiny_family, 16, path, calibration_models=3, plan=FAST, batch_size=4,
+                  grid=COARSE)
+    with make_agent(backend) as agent:
+        meta = build_lut(agent, tiny_family, 16, path, calibration_models=3, plan=FAST, grid=COARSE)
+    _, frame = load_lut(path)
+    keys = [row_key(r) for r in frame.to_dict("records")]
+    assert len(keys) == len(set(keys)) and set(keys) == {job.key for job in plan_jobs(meta)}
+    assert meta.backend == backend and meta.fingerprint["backend"] == backend
+    result = runner.invoke(app, ["lut", "validate", str(path), "--samples", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["n"] == 2

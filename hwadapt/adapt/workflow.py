@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from hwadapt.adapt.proposals import minimum_widths
 from hwadapt.adapt.registry import AdaptJob, Outcome, get_method
 from hwadapt.adapt.report import REPORT_FILE, AdaptReport
 from hwadapt.adapt.rundir import write_json
-from hwadapt.data import load_dataset
+from hwadapt.data import Splits, load_dataset
 from hwadapt.data.splits import HOLDOUT_FRACTION
 from hwadapt.errors import HwadaptError
 from hwadapt.lut.predictor import LatencyPredictor
@@ -63,9 +64,11 @@ def resolve_budget(base_ms: float, floor_ms: float, budget_ms: float | None, bud
 
 def prepare_job(method: str, checkpoint: Path, lut: Path, data: str, out: Path, *, budget_ms: float | None = None,
                 budget_ratio: float | None = None, settings: dict[str, Any] | None = None, seed: int = 0,
-                holdout: float = HOLDOUT_FRACTION, force: bool = False, reporter: Reporter = QUIET
+                holdout: float = HOLDOUT_FRACTION, train_images: int | None = None,
+                holdout_images: int | None = None, force: bool = False, reporter: Reporter = QUIET
                 ) -> tuple[AdaptJob, Any]:
-    """Load and check everything a method needs; touches nothing on disk."""
+    """Load and check everything a method needs; touches nothing on disk. ``train_images``
+    and ``holdout_images``: seeded, class-stratified subsets of those splits (a CPU budget)."""
     chosen = get_method(method)
     config = chosen.settings(**(settings or {}))
     base, _ = load_checkpoint(checkpoint)
@@ -74,14 +77,25 @@ def prepare_job(method: str, checkpoint: Path, lut: Path, data: str, out: Path, 
     splits = load_dataset(data, base.arch.resolution, seed=seed, holdout_fraction=holdout)
     if splits.num_classes != base.arch.num_classes:
         raise AdaptError(f"{data} has {splits.num_classes} classes, the network {base.arch.num_classes}")
+    splits = subsets(splits, train_images, holdout_images, seed)
     base_ms = predictor.predict_ms(base.arch)
     budget = resolve_budget(base_ms, predictor.predict_ms(minimum_widths(base.arch, NARROWEST)), budget_ms,
                             budget_ratio)
     identity = {"method": method, "settings": json.loads(json.dumps(dataclasses.asdict(config))),
                 "checkpoint": file_identity(checkpoint / WEIGHTS_FILE), "lut": file_identity(lut),
-                "data": splits.source, "holdout": holdout, "budget_ms": budget, "seed": seed}
+                "data": splits.source, "holdout": holdout, "train_images": train_images,
+                "holdout_images": holdout_images, "budget_ms": budget, "seed": seed}
     job = AdaptJob(base, splits, predictor, budget, Path(out), identity, Path(checkpoint), seed, reporter)
     return job, config
+
+
+def subsets(splits: Splits, train_images: int | None, holdout_images: int | None, seed: int) -> Splits:
+    """``splits`` with its train and holdout images cut to the given counts (None: all)."""
+    if train_images:
+        splits = replace(splits, train=splits.train.subset(train_images, seed))
+    if holdout_images:
+        splits = replace(splits, holdout=splits.holdout.subset(holdout_images, seed))
+    return splits
 
 
 def claim(out: Path, identity: dict[str, Any]) -> None:

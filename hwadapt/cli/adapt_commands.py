@@ -58,6 +58,9 @@ def adapt(checkpoint: Path = typer.Option(..., help="Checkpoint directory of the
           budget_ms: float = typer.Option(None, min=0.0, help="Latency budget in ms (as the LUT prices it)."),
           budget_ratio: float = typer.Option(None, min=0.0, help="Budget as a fraction of the base latency."),
           seed: int = typer.Option(0), holdout: float = typer.Option(HOLDOUT_FRACTION),
+          train_images: int = typer.Option(None, min=1, help="Train on a stratified subset of this many images."),
+          holdout_images: int = typer.Option(None, min=1, help="Choose on a stratified subset of this many "
+                                             "holdout images."),
           baseline: Path = typer.Option(None, help="A `hwadapt baseline` directory to draw on the plot."),
           force: bool = typer.Option(False, help="Use a LUT built for another family/resolution/target."),
           threads: int = typer.Option(1, min=1, help="Torch threads."),
@@ -67,7 +70,8 @@ def adapt(checkpoint: Path = typer.Option(..., help="Checkpoint directory of the
     extra = baseline_frame(baseline)
     with reporter() as progress:
         job, config = prepare_job(method, checkpoint, lut, data, out, budget_ms=budget_ms, budget_ratio=budget_ratio,
-                                  settings=settings, seed=seed, holdout=holdout, force=force, reporter=progress)
+                                  settings=settings, seed=seed, holdout=holdout, train_images=train_images,
+                                  holdout_images=holdout_images, force=force, reporter=progress)
         report = adapt_network(job, config, baseline=extra)
     print_report(report, out)
 

@@ -43,7 +43,7 @@ class MeasurePlan:
     min_rounds: int = 6
     max_rounds: int = 24
     # per model and window, as far as max_rounds allows: at 224 px a round holds 3-5
-    # inferences, and the fastest of a few dozen still moves (benchmarks/measurement_noise.py)
+    # inferences, and the fastest of a few dozen still moves (docs/measurement.md)
     min_inferences: int = 60
     rel_tol: float = 0.005  # stop once the level's standard error is below this fraction
     time_cap_s: float = 30.0  # per batch of models

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -22,11 +22,31 @@ from hwadapt.errors import HwadaptError
 if TYPE_CHECKING:
     import torch
 
-    from hwadapt.materialize.onnx_export import OnnxGraph
-    from hwadapt.materialize.tflite_export import TfliteGraph
-
 ACTIVATIONS = ("none", "relu", "relu6")
 Weights = tuple[np.ndarray, ...]  # an op's arrays in PyTorch layout (weight, bias; or bounds)
+
+
+class OnnxGraph(Protocol):
+    """What an op kind writes its ONNX nodes with (:class:`hwadapt.materialize.onnx_export.OnnxGraph`)."""
+
+    def name(self, index: int) -> str: ...
+    def const(self, name: str, array: np.ndarray) -> str: ...
+    def node(self, op_type: str, inputs: list[str], output: str, **attributes: Any) -> str: ...
+    def pre_activation(self, index: int, act: str) -> str: ...
+    def activate(self, index: int, pre: str, act: str) -> None: ...
+
+
+class TfliteGraph(Protocol):
+    """What an op kind writes its TFLite operators with
+    (:class:`hwadapt.materialize.tflite_export.TfliteGraph`); ``fb`` is LiteRT's schema module."""
+
+    fb: Any
+
+    def nhwc(self, shape: list[int]) -> list[int]: ...
+    def fused(self, act: str) -> int: ...
+    def tensor(self, name: str, shape: list[int], data: np.ndarray | None = None, dtype: int | None = None) -> int: ...
+    def operator(self, code: int, inputs: list[int], outputs: list[int], options_type: int = 0,
+                 options: Any = None) -> None: ...
 
 
 class OpKindError(HwadaptError):
