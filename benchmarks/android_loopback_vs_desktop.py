@@ -21,28 +21,31 @@ from rich.table import Table
 
 from device_agents import make_agent
 from device_agents.loopback import LoopbackDevice
-from hwadapt.arch.families import FAMILIES, register
-from hwadapt.arch.spec import Arch, Block
+from hwadapt.arch import Arch, Block
+from hwadapt.cli.common import reporter
+from hwadapt.families import FAMILIES, family
 from hwadapt.lut.profile import build_lut
 from hwadapt.lut.store import ROW_KEY, load_lut
 from hwadapt.measure import MeasurePlan
+from hwadapt.progress import Reporter
 
 SMALL_FAMILY = "loopback_bench"
 
 
-@register(SMALL_FAMILY)
+@family(SMALL_FAMILY)
 def loopback_bench(*, width: float = 1.0, resolution: int = 112, num_classes: int = 10) -> Arch:
     """A stem and one depthwise-separable block: a LUT of a few dozen rows, minutes to build."""
     blocks = (Block("conv", 16, kernel=3, stride=2), Block("dwsep", 32, kernel=3, stride=1))
     return Arch(SMALL_FAMILY, resolution, num_classes, blocks, act="relu", meta={"width": width})
 
 
-def build(backend: str, out: Path, args: argparse.Namespace, **options) -> float:
+def build(backend: str, out: Path, args: argparse.Namespace, progress: Reporter, **options) -> float:
     plan = MeasurePlan(fixed_runs=args.runs, warmup_runs=0, min_rounds=args.rounds, max_rounds=args.rounds,
                        rel_tol=1.0, time_cap_s=60.0)
+    progress.note(f"{out.stem}: {backend} -> {out}")
     start = time.perf_counter()
     with make_agent(backend, threads=1, **options) as agent:
-        build_lut(agent, args.family, args.resolution, out, calibration_models=1, plan=plan, reporter=reporter)
+        build_lut(agent, args.family, args.resolution, out, calibration_models=1, plan=plan, reporter=progress)
     return time.perf_counter() - start
 
 
@@ -89,11 +92,12 @@ def main() -> None:
     for path in luts.values():  # a fresh measurement each time, never a resumed table
         for stale in (path, path.with_suffix(".json"), path.with_suffix(".journal.jsonl")):
             stale.unlink(missing_ok=True)
-    seconds["desktop"] = build("litert-cpu", luts["desktop"], args, clock="wall")
-    with LoopbackDevice(port=0) as device:
-        seconds["android"] = build("android-cpu", luts["android"], args, device=f"tcp:{device.serial}",
-                                   energy_secs=0)
-    build("litert-cpu", luts["desktop_again"], args, clock="wall")
+    with reporter() as progress:
+        seconds["desktop"] = build("litert-cpu", luts["desktop"], args, progress, clock="wall")
+        with LoopbackDevice(port=0) as device:
+            seconds["android"] = build("android-cpu", luts["android"], args, progress,
+                                       device=f"tcp:{device.serial}", energy_secs=0)
+        build("litert-cpu", luts["desktop_again"], args, progress, clock="wall")
     tables = [load_lut(path) for path in luts.values()]
     rows = compare(*(frame for _, frame in tables))
     references = ", ".join(f"{name} {meta.reference_ms:.4f}" for name, (meta, _) in zip(luts, tables))

@@ -5,7 +5,9 @@ For every backend x family x resolution cell: the wall time to build the LUT (an
 validate it), the `hwadapt lut validate` metrics (and the naive sum's, on the same
 measurements), the spread (max vs min) of one model measured in 5 separate agent runs
 (probe-corrected, and raw), and how far the validation windows of one network disagree
-(median over the networks: the host's noise during the cell). Prints a table; writes CSV
+(median over the networks: the host's noise during the cell; ``noisy``: how many
+validation figures had windows further apart than ``hwadapt.measure.NOISY_PCT``, and
+``max_spread_pct`` the widest). Prints a table and the count of noisy figures; writes CSV
 (the summary, and per cell its validation measurements and its 5 repeat runs) and PNG.
 
     python benchmarks/predictor_accuracy.py --out benchmarks/results/predictor_accuracy
@@ -23,29 +25,34 @@ import numpy as np
 import pandas as pd
 
 from device_agents import make_agent
-from hwadapt.arch.families import build
-from hwadapt.arch.spec import Arch
+from hwadapt.arch import Arch
+from hwadapt.cli.common import reporter
+from hwadapt.families import build
 from hwadapt.lut.plots import scatter_png
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import build_lut
 from hwadapt.lut.validate import summarise, validate
-from hwadapt.measure import kept_windows, measure_in_windows, median_window
-from probe_choice import spread_pct  # a sibling script: benchmarks/ is on the path
+from hwadapt.measure import NOISY_PCT, kept_windows, measure_in_windows, median_window, spread_pct
+from hwadapt.progress import QUIET, Reporter
 
 
-def repeatability(predictor: LatencyPredictor, runs: int = 5) -> pd.DataFrame:
+def repeatability(predictor: LatencyPredictor, runs: int = 5, progress: Reporter = QUIET) -> pd.DataFrame:
     """The base network measured end to end (as every figure: the median of its windows)
-    in ``runs`` separate agent runs: probe-corrected, raw, the probe's level, and how many
-    windows the run took (and the probe gate set aside)."""
-    meta = predictor.meta
+    in ``runs`` separate agent runs on the table's target: probe-corrected, raw, the
+    probe's level, and how many windows the run took (and the probe gate set aside)."""
+    meta, target = predictor.meta, predictor.target
     arch = build(meta.family, resolution=meta.resolution, num_classes=meta.num_classes)
     found = []
+    task = progress.start("repeat runs", total=runs)
     for _ in range(runs):
-        with predictor.make_agent() as agent:
-            windows = measure_in_windows(agent, [arch], probe=predictor.probe())[0]
+        with target.agent() as agent:
+            target.check(agent)
+            windows = measure_in_windows(agent, [arch], probe=target.probe())[0]
         m = median_window(windows)
         found.append({"ms": m.median_ms, "raw_ms": m.raw_ms, "probe_ms": m.probe_ms, "windows": len(windows),
                       "set_aside": len(windows) - len(kept_windows(windows))})
+        progress.advance(task)
+    progress.finish(task)
     return pd.DataFrame(found)
 
 
@@ -54,22 +61,23 @@ def repeat_figures(repeats: pd.DataFrame) -> dict[str, float]:
     return {"repeat_spread_pct": spread_pct(repeats["ms"]), "raw_repeat_spread_pct": spread_pct(repeats["raw_ms"])}
 
 
-def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path) -> dict:
+def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path, progress: Reporter) -> dict:
     lut = out / f"{backend}_{family}_{resolution}.parquet"
+    progress.note(f"{backend} {family} {resolution} px: LUT -> {lut}")
     start = time.perf_counter()
     with make_agent(backend) as agent:
-        build_lut(agent, family, resolution, lut, show_progress=False)
+        build_lut(agent, family, resolution, lut, reporter=progress)
     build_s = time.perf_counter() - start
     predictor = LatencyPredictor.load(lut)
     start = time.perf_counter()
-    report, rows = validate(predictor, samples, seed=1)
+    report, rows = validate(predictor, samples, seed=1, reporter=progress)
     validate_s = time.perf_counter() - start
     rows.to_csv(out / f"{lut.stem}.validate.csv", index=False)
     scatter_png(rows, out / f"{lut.stem}.validate.png", f"{family} {resolution}px {backend}")
     naive_predictor = predictor.naive_sum()
     naive = summarise(np.array([naive_predictor.predict_ms(Arch.from_json(a)) for a in rows["arch"]]),
                       rows["measured_ms"].to_numpy())
-    repeats = repeatability(predictor)
+    repeats = repeatability(predictor, progress=progress)
     repeats.to_csv(out / f"{lut.stem}.repeat.csv", index=False)
     return {"backend": backend, "family": family, "resolution": resolution, **report.to_dict(),
             "naive_within_10pct": naive.within_10pct, "naive_mape": naive.mape, "naive_bias_pct": naive.bias_pct,
@@ -80,13 +88,14 @@ def run_cell(backend: str, family: str, resolution: int, samples: int, out: Path
 def repeat_cells(tables: Path, out: Path, cells: list[tuple[str, int, str]]) -> None:
     """The repeatability check alone, on the stored table of every cell."""
     results = []
-    for backend, resolution, family in cells:
-        stem = f"{backend}_{family}_{resolution}"
-        repeats = repeatability(LatencyPredictor.load(tables / f"{stem}.parquet"))
-        repeats.to_csv(out / f"{stem}.repeat.csv", index=False)
-        results.append({"backend": backend, "family": family, "resolution": resolution, **repeat_figures(repeats),
-                        "max_windows": int(repeats["windows"].max())})
-        print(pd.DataFrame(results[-1:]).to_string(index=False), flush=True)
+    with reporter() as progress:
+        for backend, resolution, family in cells:
+            stem = f"{backend}_{family}_{resolution}"
+            repeats = repeatability(LatencyPredictor.load(tables / f"{stem}.parquet"), progress=progress)
+            repeats.to_csv(out / f"{stem}.repeat.csv", index=False)
+            results.append({"backend": backend, "family": family, "resolution": resolution,
+                            **repeat_figures(repeats), "max_windows": int(repeats["windows"].max())})
+            progress.note(pd.DataFrame(results[-1:]).to_string(index=False))
     pd.DataFrame(results).to_csv(out / "repeat_summary.csv", index=False)
 
 
@@ -106,14 +115,25 @@ def main() -> None:
         repeat_cells(args.repeat_only, args.out, cells)
         return
     results = []
-    for backend, resolution, family in cells:
-        results.append(run_cell(backend, family, resolution, args.samples, args.out))
-        print(pd.DataFrame(results[-1:]).to_string(index=False), flush=True)
+    with reporter() as progress:
+        for backend, resolution, family in cells:
+            results.append(run_cell(backend, family, resolution, args.samples, args.out, progress))
+            progress.note(pd.DataFrame(results[-1:]).to_string(index=False))
     frame = pd.DataFrame(results)
     frame.to_csv(args.out / "summary.csv", index=False)
     with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 200):
         print(frame.to_string(index=False))
+    print(noisy_summary(frame))
     summary_png(frame, args.out / "summary.png")
+
+
+def noisy_summary(frame: pd.DataFrame) -> str:
+    """How many validation figures, over every cell, came from windows that disagreed by
+    more than ``NOISY_PCT`` (the host was noisy while they were measured)."""
+    noisy, total = int(frame["noisy"].sum()), int(frame["n"].sum())
+    cells = int((frame["noisy"] > 0).sum())
+    return (f"noisy validation figures (windows over {NOISY_PCT:g}% apart): {noisy} of {total}, in {cells} of "
+            f"{len(frame)} cells; widest spread {frame['max_spread_pct'].max():.1f}%")
 
 
 def summary_png(frame: pd.DataFrame, path: Path) -> None:

@@ -55,8 +55,7 @@ def memory_worker(kind: str, lut: str, batch: int, steps: int, width: float) -> 
     import torch
     from torch import nn
 
-    import hwadapt.nas  # noqa: F401
-    from hwadapt.arch.proxyless import ProxylessSpace
+    from hwadapt.families.proxyless import ProxylessSpace
     from hwadapt.lut.predictor import LatencyPredictor
     from hwadapt.materialize.torch_net import Net
     from hwadapt.nas.latency import latency_table
@@ -126,18 +125,17 @@ def memory_section(args, out: Path) -> pd.DataFrame:
 
 
 # -- LUT, searches, baselines -----------------------------------------------------
-def lut_section(args) -> None:
-    import hwadapt.nas  # noqa: F401
+def lut_section(args, progress) -> None:
     from device_agents import make_agent
     from hwadapt.lut.profile import build_lut
 
+    progress.note(f"LUT of the proxyless space at 32 px on ort-cpu -> {args.lut}")
     with make_agent("ort-cpu") as agent:
-        build_lut(agent, "proxyless", 32, args.lut)
+        build_lut(agent, "proxyless", 32, args.lut, reporter=progress)
 
 
 def default_targets(args) -> list[float]:
-    import hwadapt.nas  # noqa: F401
-    from hwadapt.arch.proxyless import ProxylessSpace
+    from hwadapt.families.proxyless import ProxylessSpace
     from hwadapt.lut.predictor import LatencyPredictor
     from hwadapt.nas.latency import latency_table
 
@@ -147,7 +145,7 @@ def default_targets(args) -> list[float]:
     return [round(low + f * (high - low), 4) for f in (0.25, 0.5, 0.75)]
 
 
-def targets_section(args, out: Path) -> pd.DataFrame:
+def targets_section(args, out: Path, progress) -> pd.DataFrame:
     from hwadapt.nas.pipeline import SearchJob, run
     from hwadapt.nas.search import SearchConfig
 
@@ -158,39 +156,46 @@ def targets_section(args, out: Path) -> pd.DataFrame:
         job = SearchJob(str(args.lut), args.data, str(out / f"search_{target:g}ms"), config,
                         train_epochs=args.train_epochs, width=args.width, train_images=args.train_images,
                         holdout_images=args.holdout_images)
-        report = run(job)
+        progress.note(f"search for {target:g} ms -> {job.out}")
+        report = run(job, reporter=progress)
+        first = report["calibration"][0]
         rows.append({"model": f"proxyless@{target:g}ms", "target_ms": target, "predicted_ms": report["predicted_ms"],
-                     "measured_ms": report["measured_ms"], "error_pct": report["measured_error"] * 100,
-                     "within_5pct": report["within_tolerance"], "test_accuracy": report["test_accuracy"],
-                     "swaps": report["swaps"], "calibration_rounds": len(report["calibration"]),
-                     "argmax_predicted_ms": report["argmax_predicted_ms"]})
+                     "measured_ms": report["measured_ms"], "measured_spread_pct": report["measured_spread_pct"],
+                     "error_pct": report["measured_error"] * 100, "within_5pct": report["within_tolerance"],
+                     "test_accuracy": report["test_accuracy"], "swaps": report["swaps"],
+                     "calibration_rounds": len(report["calibration"]),
+                     "first_round_ratio": first["measured_ms"] / first["predicted_ms"],
+                     "argmax_predicted_ms": report["argmax_predicted_ms"], "wall_s": report["wall_s"]})
     return pd.DataFrame(rows)
 
 
-def baselines_section(args, out: Path) -> pd.DataFrame:
-    from hwadapt.arch.families import build
+def baselines_section(args, out: Path, progress) -> pd.DataFrame:
     from hwadapt.data import load_dataset
+    from hwadapt.families import build
     from hwadapt.lut.predictor import LatencyPredictor
     from hwadapt.materialize.torch_net import Net
-    from hwadapt.measure import measure_archs
-    from hwadapt.train import TrainConfig, fit, make_progress
+    from hwadapt.measure import noisy_note
+    from hwadapt.train import TrainConfig, fit
 
     splits = load_dataset(args.data, 32)
     splits = replace(splits, train=splits.train.subset(args.train_images, 0)) if args.train_images else splits
     epochs = args.epochs + args.train_epochs
     nets, accuracies = [], []
-    with make_progress() as progress:
-        for width in args.baseline_widths:
-            net = Net(build("mobilenet_v2", width=width, resolution=32, num_classes=10))
-            summary = fit(net, splits, TrainConfig(epochs=epochs, batch_size=args.batch_size),
-                          out / f"mobilenet_v2_{width:g}", progress=progress)
-            nets.append(net)
-            accuracies.append(summary["test_accuracy"])
-    predictor = LatencyPredictor.load(args.lut)
-    with predictor.make_agent() as agent:
-        measured = measure_archs(agent, [n.arch for n in nets], nets, probe=predictor.probe())
-    return pd.DataFrame([{"model": f"mobilenet_v2 x{w:g}", "measured_ms": m.median_ms, "test_accuracy": a,
-                          "epochs": epochs} for w, m, a in zip(args.baseline_widths, measured, accuracies)])
+    for width in args.baseline_widths:
+        progress.note(f"mobilenet_v2 x{width:g}: {epochs} epochs on {len(splits.train)} images")
+        net = Net(build("mobilenet_v2", width=width, resolution=32, num_classes=10))
+        summary = fit(net, splits, TrainConfig(epochs=epochs, batch_size=args.batch_size),
+                      out / f"mobilenet_v2_{width:g}", reporter=progress)
+        nets.append(net)
+        accuracies.append(summary["test_accuracy"])
+    progress.note("measuring the width multipliers end to end ...")
+    figures = LatencyPredictor.load(args.lut).target.measure([n.arch for n in nets], nets)
+    note = noisy_note(figures)
+    if note:
+        progress.note(note)
+    return pd.DataFrame([{"model": f"mobilenet_v2 x{w:g}", "measured_ms": f.ms, "measured_spread_pct": f.spread_pct,
+                          "test_accuracy": a, "epochs": epochs}
+                         for w, f, a in zip(args.baseline_widths, figures, accuracies)])
 
 
 # -- driver -------------------------------------------------------------------------
@@ -218,6 +223,7 @@ def plot(targets: pd.DataFrame, baselines: pd.DataFrame, path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def parse_args() -> argparse.Namespace:
@@ -252,22 +258,25 @@ def main() -> None:
                                        args.width)))
         return
     import torch
-    from rich.console import Console
+
+    from hwadapt.cli.common import reporter
 
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HWADAPT_CACHE_DIR", str(args.out / "cache"))
-    console = Console()
-    if "lut" in args.sections or not args.lut.is_file():
-        lut_section(args)
-    if "memory" in args.sections:
-        memory = cached(args.out / "memory.csv", lambda: memory_section(args, args.out))
-        console.print("[bold]memory and time per step[/]", memory.round(3).to_string(index=False))
     frames = {}
-    for name, section in (("targets", targets_section), ("baselines", baselines_section)):
-        if name in args.sections:
-            frames[name] = cached(args.out / f"{name}.csv", lambda section=section: section(args, args.out))
-            console.print(f"[bold]{name}[/]", frames[name].round(4).to_string(index=False))
+    with reporter() as progress:
+        if "lut" in args.sections or not args.lut.is_file():
+            lut_section(args, progress)
+        if "memory" in args.sections:
+            progress.note("memory and time per step: each configuration in a subprocess ...")
+            memory = cached(args.out / "memory.csv", lambda: memory_section(args, args.out))
+            print(f"memory and time per step\n{memory.round(3).to_string(index=False)}\n", flush=True)
+        for name, section in (("targets", targets_section), ("baselines", baselines_section)):
+            if name in args.sections:
+                frames[name] = cached(args.out / f"{name}.csv",
+                                      lambda section=section: section(args, args.out, progress))
+                print(f"{name}\n{frames[name].round(4).to_string(index=False)}\n", flush=True)
     if len(frames) == 2:
         plot(frames["targets"], frames["baselines"], args.out / "accuracy_vs_latency.png")
 

@@ -8,7 +8,7 @@ from adb_shell.auth.keygen import keygen
 from device_agents import make_agent
 from device_agents.android.errors import DeviceDisconnected
 from device_agents.loopback import DisconnectPlan, LoopbackDevice
-from hwadapt.families import FAMILIES, Grid, family
+from hwadapt.families import FAMILIES, family
 from hwadapt.arch import Arch, Block
 from hwadapt.lut.profile import build_lut, plan_jobs
 from hwadapt.lut.store import load_lut, row_key

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from hwadapt.adapt import netadapt
 from hwadapt.adapt.netadapt import _select
 from hwadapt.adapt.proposals import closest_to_target, iteration_target, propose, smaller_widths
-from hwadapt.arch import Arch, set_widths, width_groups
+from hwadapt.arch import set_widths, width_groups
 from hwadapt.families import build
 from hwadapt.cli.main import app
 from hwadapt.lut.predictor import LatencyPredictor

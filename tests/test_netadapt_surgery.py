@@ -42,7 +42,7 @@ def test_width_groups_match_torch_pruning_dependency_groups(family):
     graph = _dependency_graph(net)
     names = _module_names(net)
     for group in width_groups(net.arch):
-        producer = producers(net, group)[0].conv
+        producer = producers(net, group)[0][0].conv
         tp_group = graph.get_pruning_group(producer, tp.prune_conv_out_channels, idxs=[0])
         tp_modules = {names[id(dep.target.module)] for dep, _ in tp_group
                       if isinstance(dep.target.module, (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Linear))}
@@ -77,7 +77,7 @@ def test_surgery_equals_torch_pruning(family):
     for group in width_groups(net.arch):
         dropped = sorted(set(range(group.width(net.arch))) - set(keep[group.name].tolist()))
         if dropped:
-            conv = producers(reference, group)[0].conv
+            conv = producers(reference, group)[0][0].conv
             tp_group = graph.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=dropped)
             assert graph.check_pruning_group(tp_group)
             tp_group.prune()
@@ -105,7 +105,7 @@ def test_shrink_group_keeps_the_largest_l2_filters():
     kept = keep_top(scores, 8)
     assert group.width(narrow.arch) == 8
     assert scores[kept].min() >= np.delete(scores, kept).max()
-    unit_old, unit_new = producers(net, group)[0], producers(narrow, width_groups(narrow.arch)[3])[0]
+    unit_old, unit_new = producers(net, group)[0][0], producers(narrow, width_groups(narrow.arch)[3])[0][0]
     assert torch.equal(unit_new.bn.running_mean, unit_old.bn.running_mean[torch.from_numpy(kept)])
 
 

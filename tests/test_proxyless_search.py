@@ -6,7 +6,6 @@ from dataclasses import replace
 import pytest
 from typer.testing import CliRunner
 
-import hwadapt.nas  # noqa: F401  (registers the proxyless LUT space)
 from device_agents import make_agent
 from hwadapt.arch import Arch
 from hwadapt.families.proxyless import ProxylessSpace

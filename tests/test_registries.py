@@ -25,6 +25,8 @@ EXAMPLES = {
     "add": Op("add", 8, 8, 6, act="relu", inputs=(-1, -2)),
     "pool": Op("pool", 24, 24, 5, inputs=(-1,)),
     "fc": Op("fc", 24, 10, 1, inputs=(-1,)),
+    "maxpool": Op("maxpool", 8, 8, 9, 3, 2, inputs=(-1,)),
+    "clip": Op("clip", 12, 12, 5, act="relu6", inputs=(-1,)),
 }
 RESOLUTIONS = {"proxyless": 32}  # families checked at another input side than 33
 
@@ -58,7 +60,7 @@ def test_every_op_kind_has_an_example():
 def test_op_kind_agrees_in_every_form(kind):
     op = EXAMPLES[kind]
     weights = random_weights([op], seed=1)
-    if weights[0] is not None:  # a bias that is not zero, so that it is checked too
+    if kind in ("conv", "dwconv", "fc"):  # a bias that is not zero, so that it is checked too
         weights[0] = (weights[0][0], np.linspace(-0.5, 0.5, op.cout, dtype=np.float32), *weights[0][2:])
     torch.manual_seed(0)
     inputs = [torch.randn(op.spec.input_shape(op)) for _ in op.inputs]
@@ -97,9 +99,9 @@ def test_the_families_reach_every_block_kind():
 
 
 def test_unknown_names_are_errors_listing_the_known_ones():
-    with pytest.raises(OpKindError, match="unknown op kind 'winograd'; known: add, conv"):
+    with pytest.raises(OpKindError, match="unknown op kind 'winograd'; known: add, clip, conv"):
         op_kind("winograd")
     with pytest.raises(ArchError, match="unknown family 'resnet9000'; known: .*mobilenet_v1"):
         build("resnet9000")
-    with pytest.raises(ArchError, match="unknown kind 'warp'; known: conv"):
+    with pytest.raises(ArchError, match="unknown kind 'warp'; known: basic, conv"):
         Arch.from_dict({"family": "x", "resolution": 8, "num_classes": 2, "blocks": [{"kind": "warp", "out": 8}]})

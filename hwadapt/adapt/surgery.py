@@ -37,12 +37,17 @@ def _l1(filters: torch.Tensor) -> torch.Tensor:
 # Squared L2 (NetAdapt's criterion) or L1 filter norm, summed over a group's producing convs.
 CRITERIA: dict[str, Criterion] = {"l2": _l2, "l1": _l1}
 
-def producers(net: Net, group: WidthGroup) -> list[ConvBNAct]:
-    """The conv units whose output filters are the channels of ``group``."""
+
+def producers(net: Net, group: WidthGroup) -> list[tuple[ConvBNAct, slice]]:
+    """The conv units whose output filters hold the channels of ``group``, each with the
+    filters that do (a carried field's follow the block's ``out`` ones)."""
     units = []
     for index, field in group.members:
         block = net.arch.blocks[index]
-        units += [getattr(net.blocks[index], name) for name in block.spec.producers(block, field)]
+        start = block.out if field == "carry" else 0
+        filters = slice(start, start + getattr(block, field))
+        found = (getattr(net.blocks[index], name, None) for name in block.spec.producers(block, field))
+        units += [(unit, filters) for unit in found if unit is not None]
     return units
 
 
@@ -51,7 +56,7 @@ def channel_scores(net: Net, group: WidthGroup, criterion: str = "l2") -> np.nda
     if criterion not in CRITERIA:
         raise SurgeryError(f"unknown criterion {criterion!r}; known: {', '.join(CRITERIA)}")
     with torch.no_grad():
-        total = sum(CRITERIA[criterion](unit.conv.weight) for unit in producers(net, group))
+        total = sum(CRITERIA[criterion](unit.conv.weight[filters]) for unit, filters in producers(net, group))
     return total.numpy().astype(np.float64)
 
 
@@ -62,9 +67,10 @@ def keep_top(scores: np.ndarray, width: int) -> Index:
 
 
 def _indices(arch: Arch, keep: dict[str, Index]) -> tuple[list[Index], list[Index]]:
-    """Kept output and inner channel indices of every block (group names already checked)."""
-    outs = [np.arange(b.out) for b in arch.blocks]
-    mids = [np.arange(b.mid) for b in arch.blocks]
+    """Kept output channel indices (every output field's, in channel order) and inner
+    channel indices of every block (group names already checked)."""
+    kept: list[dict[str, Index]] = [{"out": np.arange(b.out), "carry": np.arange(b.carry), "mid": np.arange(b.mid)}
+                                    for b in arch.blocks]
     groups = {g.name: g for g in width_groups(arch)}
     for name, index in keep.items():
         index = np.asarray(index, dtype=np.int64)
@@ -72,8 +78,9 @@ def _indices(arch: Arch, keep: dict[str, Index]) -> tuple[list[Index], list[Inde
         if len(index) == 0 or len(np.unique(index)) != len(index) or index.min() < 0 or index.max() >= width:
             raise SurgeryError(f"group {name}: channels to keep must be distinct and in [0, {width})")
         for block, field in groups[name].members:
-            (outs if field == "out" else mids)[block] = np.sort(index)
-    return outs, mids
+            kept[block][field] = np.sort(index)
+    outs = [np.concatenate([k["out"], b.out + k["carry"]]) for b, k in zip(arch.blocks, kept)]
+    return outs, [k["mid"] for k in kept]
 
 
 def _copy_unit(new: ConvBNAct, old: ConvBNAct, out: Index, inp: Index | None) -> None:
@@ -97,7 +104,8 @@ def prune(net: Net, keep: dict[str, Index]) -> Net:
     inp = np.arange(old_arch.in_channels)
     for i, block in enumerate(old_arch.blocks):
         for name, out, inputs in block.spec.unit_channels(block, inp, outs[i], mids[i]):
-            _copy_unit(getattr(new.blocks[i], name), getattr(net.blocks[i], name), out, inputs)
+            if getattr(net.blocks[i], name, None) is not None:
+                _copy_unit(getattr(new.blocks[i], name), getattr(net.blocks[i], name), out, inputs)
         inp = outs[i]
     with torch.no_grad():
         new.fc.weight.copy_(net.fc.weight.index_select(1, torch.from_numpy(inp)))

@@ -11,6 +11,7 @@ on the LUT's target, each figure with its windows' spread.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import replace
@@ -43,8 +44,8 @@ class AdaptError(HwadaptError):
 
 
 def file_identity(path: Path) -> dict[str, Any]:
-    stat = path.stat()
-    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    """A file by its path and content: rewritten with the same content, it is the same file."""
+    return {"path": str(path.resolve()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def resolve_budget(base_ms: float, floor_ms: float, budget_ms: float | None, budget_ratio: float | None) -> float:

@@ -32,16 +32,28 @@ def freeze_residuals(arch: Arch) -> Arch:
 
 
 def width_groups(arch: Arch) -> list[WidthGroup]:
-    """The free widths of ``arch``, in block order; the classifier's width is fixed."""
+    """The free widths of ``arch``, in block order; the classifier's width is fixed.
+
+    A block tied to its input extends the group of each of its input's output fields
+    (``out``, and ``carry`` where channels are carried); any other block opens new groups.
+    A group is named after its field and its first block (``out3``, ``carry5``, ``mid4``)."""
     groups: list[list[Member]] = []
     inner: list[Member] = []
+    open_groups: dict[str, list[Member]] = {}  # the group each output field of the last block belongs to
     for i, (block, cin) in enumerate(zip(arch.blocks, arch.input_widths())):
-        if i > 0 and block.spec.tied_to_input(block, cin):
-            groups[-1].append((i, "out"))
-        else:
-            groups.append([(i, "out")])
+        tied = i > 0 and block.spec.tied_to_input(block, cin)
+        fields = block.spec.output_fields(block)
+        following = {}
+        for field in fields:
+            if tied and field in open_groups:
+                open_groups[field].append((i, field))
+                following[field] = open_groups[field]
+            else:
+                following[field] = [(i, field)]
+                groups.append(following[field])
+        open_groups = following
         inner += [(i, name) for name in block.spec.inner_widths(block)]
-    named = [WidthGroup(f"out{m[0][0]}", tuple(m)) for m in groups]
+    named = [WidthGroup(f"{m[0][1]}{m[0][0]}", tuple(m)) for m in groups]
     named += [WidthGroup(f"{name}{i}", ((i, name),)) for i, name in inner]
     return named
 

@@ -22,7 +22,7 @@ def lower(arch: Arch) -> list[Op]:
     size, cin, last = arch.resolution, arch.in_channels, -1
     for i, block in enumerate(arch.blocks):
         last = block.spec.lower(block, cin, size, arch.act, i, last, emit)
-        size, cin = conv_out_size(size, block.stride), block.out
+        size, cin = conv_out_size(size, block.stride), block.width
     last = emit(Op("pool", cin, cin, size, role="pool", inputs=(last,)))
     emit(Op("fc", cin, arch.num_classes, 1, role="fc", inputs=(last,)))
     return ops

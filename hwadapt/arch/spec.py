@@ -38,14 +38,14 @@ class Arch:
         widths, cin = [], self.in_channels
         for block in self.blocks:
             widths.append(cin)
-            cin = block.out
+            cin = block.width
         return widths
 
     def with_blocks(self, blocks: list[Block] | tuple[Block, ...]) -> Arch:
         return replace(self, blocks=tuple(blocks))
 
     def feature_width(self) -> int:
-        return self.blocks[-1].out
+        return self.blocks[-1].width
 
     # -- serialisation ------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -109,11 +109,12 @@ def validate(arch: Arch) -> None:
         if block.kind not in BLOCK_KINDS:
             raise ArchError(f"block {i}: unknown kind {block.kind!r}; known: {', '.join(sorted(BLOCK_KINDS))}")
         kind = BLOCK_KINDS[block.kind]
-        if block.out < 1 or block.mid < 0 or block.kernel < 1 or (kind.odd_kernel and block.kernel % 2 == 0):
+        if block.out < 1 or block.mid < 0 or block.carry < 0 or block.kernel < 1 or (
+                kind.odd_kernel and block.kernel % 2 == 0):
             raise ArchError(f"block {i}: widths must be positive and kernels odd: {block}")
         if block.stride not in (1, 2):
             raise ArchError(f"block {i}: stride must be 1 or 2, got {block.stride}")
         problem = kind.validate(block, cin)
         if problem:
             raise ArchError(f"block {i} ({block.kind}): {problem}")
-        cin = block.out
+        cin = block.width

@@ -29,7 +29,9 @@ class Block:
     """One block of a network: its kind, output width and the fields its kind reads.
 
     ``mid`` is an inner width (an expansion, a ResNet block's first conv); ``residual``
-    is the kind's shortcut choice (None: the kind's rule from the shapes).
+    is the kind's shortcut choice (None: the kind's rule from the shapes). ``carry``: output
+    channels after the ``out`` ones that the activation leaves alone (where a network
+    re-parameterised by RM carries a residual through: :mod:`hwadapt.rm`).
     """
 
     kind: str
@@ -38,17 +40,22 @@ class Block:
     stride: int = 1
     mid: int = 0
     residual: bool | None = None
+    carry: int = 0
 
     @property
     def spec(self) -> BlockKind:
         return block_kind(self.kind)
 
+    @property
+    def width(self) -> int:
+        """Output channels: the activated ones and the carried ones."""
+        return self.out + self.carry
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        if not data["mid"]:
-            data.pop("mid")
-        if data["residual"] is None:
-            data.pop("residual")
+        for name, empty in (("mid", 0), ("residual", None), ("carry", 0)):
+            if data[name] == empty:
+                data.pop(name)
         return data
 
 
@@ -64,8 +71,13 @@ class BlockKind:
         return None
 
     def tied_to_input(self, block: Block, cin: int) -> bool:
-        """Whether the output width must equal the input width (a residual, an identity)."""
+        """Whether the output widths must equal the input's (a residual, an identity, a
+        depthwise convolution)."""
         return False
+
+    def output_fields(self, block: Block) -> tuple[str, ...]:
+        """The fields whose widths make up the output, in channel order."""
+        return ("out", "carry") if block.carry else ("out",)
 
     def inner_widths(self, block: Block) -> tuple[str, ...]:
         """Fields of ``block`` holding free widths inside it (each its own channel group)."""
@@ -86,12 +98,21 @@ class BlockKind:
 
     def unit_channels(self, block: Block, inp: np.ndarray, out: np.ndarray, mid: np.ndarray) -> list[UnitChannels]:
         """Which channels each conv unit keeps when the block keeps input channels ``inp``,
-        output channels ``out`` and inner channels ``mid``."""
+        output channels ``out`` (every output field's, in channel order) and inner channels
+        ``mid`` (a unit the module lacks, such as an identity shortcut's, is passed over)."""
         return []
 
     def producers(self, block: Block, field: str) -> tuple[str, ...]:
-        """The units whose output filters are the channels of ``field`` ("out" or an inner width)."""
+        """The units whose output filters hold the channels of ``field`` (an output field or
+        an inner width; a unit the module lacks is passed over)."""
         return ()
+
+    def op_weights(self, op: Op, module: nn.Module) -> tuple[np.ndarray, ...] | None:
+        """The deployed arrays of one of the block's lowered ops: by default its unit's
+        convolution with BN folded in (the unit its ``role`` names)."""
+        from hwadapt.blocks.layers import fold_bn
+
+        return fold_bn(getattr(module, op.role))
 
 
 BLOCK_KINDS: dict[str, BlockKind] = {}

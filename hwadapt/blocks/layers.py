@@ -1,6 +1,9 @@
-"""The trainable layer every block is made of: conv + BN (+ activation), SAME-padded."""
+"""The trainable layers blocks are made of: conv + BN (+ activation), SAME-padded, and
+an activation of the first channels only; folding BN into the convolution for deployment."""
 from __future__ import annotations
 
+import numpy as np
+import torch
 from torch import nn
 
 from hwadapt.ops import same_pads
@@ -35,3 +38,23 @@ class ConvBNAct(nn.Sequential):
     @property
     def bn(self) -> nn.BatchNorm2d:
         return next(m for m in self if isinstance(m, nn.BatchNorm2d))
+
+
+class PartialAct(nn.Module):
+    """The activation on the first ``active`` channels; the others pass unchanged."""
+
+    def __init__(self, active: int, act: str) -> None:
+        super().__init__()
+        self.active, self.act = active, activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.act(x[:, :self.active]), x[:, self.active:]], dim=1)
+
+
+def fold_bn(unit: ConvBNAct) -> tuple[np.ndarray, np.ndarray]:
+    """The unit's convolution with its BN folded in: (weight, bias), as inference engines run it."""
+    bn = unit.bn
+    scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
+    weight = unit.conv.weight.detach() * scale.view(-1, 1, 1, 1)
+    bias = bn.bias.detach() - bn.running_mean * scale
+    return weight.cpu().numpy().astype(np.float32), bias.cpu().numpy().astype(np.float32)

@@ -8,33 +8,25 @@ that it deploys.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from hwadapt.arch.lowering import lower
 from hwadapt.arch.spec import Arch
-from hwadapt.blocks.layers import ConvBNAct
 from hwadapt.materialize.torch_net import Net
 from hwadapt.ops import Op, Weights
 
 OpWeights = list[Weights | None]
 
 
-def fold_bn(unit: ConvBNAct) -> Weights:
-    bn = unit.bn
-    scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
-    weight = unit.conv.weight.detach() * scale.view(-1, 1, 1, 1)
-    bias = bn.bias.detach() - bn.running_mean * scale
-    return weight.cpu().numpy().astype(np.float32), bias.cpu().numpy().astype(np.float32)
-
-
 def folded_weights(net: Net) -> OpWeights:
-    """Trained, BN-folded weights of ``net`` aligned with ``lower(net.arch)``."""
+    """Trained, BN-folded weights of ``net`` aligned with ``lower(net.arch)``: each block's
+    ops from its module (:meth:`~hwadapt.blocks.BlockKind.op_weights`), the classifier's."""
     out: OpWeights = []
     for op in lower(net.arch):
         if op.kind == "fc":
             out.append((net.fc.weight.detach().cpu().numpy().copy(), net.fc.bias.detach().cpu().numpy().copy()))
         elif op.spec.weight_shapes(op):
-            out.append(fold_bn(getattr(net.blocks[op.block], op.role)))
+            block = net.arch.blocks[op.block]
+            out.append(block.spec.op_weights(op, net.blocks[op.block]))
         else:
             out.append(None)
     return out

@@ -18,7 +18,7 @@ from device_agents.base import DeviceAgent
 from hwadapt.arch.spec import Arch
 from hwadapt.families import build
 from hwadapt.materialize import export
-from hwadapt.measure.protocol import MeasurePlan, Measurement, default_plan, measure_paths
+from hwadapt.measure.protocol import MeasurePlan, Measurement, measure_paths
 
 PROBE_FAMILY, PROBE_WIDTH, PROBE_CLASSES = "mobilenet_v1", 0.5, 10
 # separate windows behind every end-to-end figure (at least); the median is kept. Five, not
