@@ -91,3 +91,15 @@ def test_finetune_runs_the_given_steps(digits):
     assert loss == loss  # not NaN
     assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert int(net.blocks[0].conv.bn.num_batches_tracked) == 3
+
+
+def test_devices_resolve_or_are_refused_in_one_line():
+    from hwadapt.train.device import DeviceError, resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(DeviceError, match="unknown --device 'tpu'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="no CUDA device here"):
+            resolve_device("cuda")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from hwadapt.adapt.rundir import STATE_FILE
 from hwadapt.data import Splits
@@ -43,6 +44,7 @@ class Curve:
     out: Path
     predictor: LatencyPredictor | None = None  # None: measured on ONNX Runtime against the default probe
     reporter: Reporter = QUIET
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where the networks train
 
 
 def train_curve(curve: Curve) -> pd.DataFrame:
@@ -53,7 +55,7 @@ def train_curve(curve: Curve) -> pd.DataFrame:
         arch = build(curve.family, width=multiplier, resolution=curve.splits.resolution,
                      num_classes=curve.splits.num_classes)
         folder = curve.out / f"x{multiplier:g}"
-        net = Net(arch)
+        net = Net(arch).to(curve.device)
         summary = fit(net, curve.splits, curve.config, folder, identity={"data": curve.splits.source},
                       reporter=curve.reporter)
         nets.append(load_checkpoint(folder)[0])

@@ -60,6 +60,7 @@ class Multiplier(Method):
         config = TrainConfig(epochs=epochs, lr=settings.lr, batch_size=settings.batch_size,
                              weight_decay=settings.weight_decay, seed=job.seed)
         folder = job.out / "train"
-        fit(Net(arch), job.splits, config, folder, identity={"data": job.splits.source}, reporter=job.reporter)
+        fit(Net(arch).to(job.device), job.splits, config, folder, identity={"data": job.splits.source},
+            reporter=job.reporter)
         return Outcome(folder, job.predictor.predict_ms(arch),
                        details={"multiplier": arch.meta.get("width"), "epochs": epochs})

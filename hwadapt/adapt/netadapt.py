@@ -138,7 +138,7 @@ def iterate(loop: Loop, state: dict) -> None:
         return _stop(state, run, "budget", f"budget met: predicted {current_ms:.4g} ms <= {budget:.4g} ms")
     if iteration > s.max_iters:
         return _stop(state, run, "max_iters", f"stopped after {s.max_iters} iterations at {current_ms:.4g} ms")
-    current, _ = load_checkpoint(run.member(iteration - 1))
+    current, _ = load_checkpoint(run.member(iteration - 1), loop.job.device)
     target = iteration_target(current_ms, state["initial_ms"], iteration - 1, first_step=s.first_step,
                               decay=s.decay, budget_ms=budget)
     proposals = (propose(current.arch, target, loop.predict, s.granularity)
@@ -152,7 +152,7 @@ def iterate(loop: Loop, state: dict) -> None:
         results.append(_build_proposal(loop, current, proposal, iteration, index))
         loop.reporter.advance(task, 1, f"{proposal.group}: {results[-1]['holdout_accuracy']:.3f}")
     best = _select(results, current_row, s.select)
-    net, _ = load_checkpoint(run.adopt(iteration, best["group"]))
+    net, _ = load_checkpoint(run.adopt(iteration, best["group"]), loop.job.device)
     state["rows"].append(_row(net, loop.splits, iteration, best["predicted_ms"], best["holdout_accuracy"],
                               group=f"{best['group']}={best['width']}",
                               seconds=sum(r.get("seconds", 0.0) for r in results)))
@@ -167,7 +167,7 @@ def long_term(loop: Loop, state: dict) -> None:
     s, run = loop.settings, loop.run
     last = state["rows"][-1]
     shutil.rmtree(run.root / "proposals", ignore_errors=True)
-    net, _ = load_checkpoint(run.member(last["iteration"]))
+    net, _ = load_checkpoint(run.member(last["iteration"]), loop.job.device)
     if s.long_epochs > 0:
         summary = fit(net, loop.splits, s.train_config(s.long_lr, loop.job.seed, s.long_epochs), run.final,
                       identity={"from": f"family/{last['iteration']:03d}"}, reporter=loop.reporter)

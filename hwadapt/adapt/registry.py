@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
+
 from hwadapt.data import Splits
 from hwadapt.errors import HwadaptError
 from hwadapt.lut.predictor import LatencyPredictor
@@ -41,6 +43,7 @@ class AdaptJob:
     checkpoint: Path | None = None  # where the trained network was read from (its train.json)
     seed: int = 0
     reporter: Reporter = QUIET
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where it trains (the base is there)
 
 
 @dataclass

@@ -85,10 +85,10 @@ def _indices(arch: Arch, keep: dict[str, Index]) -> tuple[list[Index], list[Inde
 
 def _copy_unit(new: ConvBNAct, old: ConvBNAct, out: Index, inp: Index | None) -> None:
     """Copy ``old`` into ``new``: output channels ``out``; input channels ``inp`` (None: depthwise)."""
-    out_t = torch.from_numpy(out)
+    out_t = torch.from_numpy(out).to(old.conv.weight.device)
     weight = old.conv.weight.data.index_select(0, out_t)
     if inp is not None:
-        weight = weight.index_select(1, torch.from_numpy(inp))
+        weight = weight.index_select(1, torch.from_numpy(inp).to(weight.device))
     new.conv.weight.data.copy_(weight)
     for name in ("weight", "bias", "running_mean", "running_var"):
         getattr(new.bn, name).data.copy_(getattr(old.bn, name).data.index_select(0, out_t))
@@ -108,9 +108,9 @@ def prune(net: Net, keep: dict[str, Index]) -> Net:
                 _copy_unit(getattr(new.blocks[i], name), getattr(net.blocks[i], name), out, inputs)
         inp = outs[i]
     with torch.no_grad():
-        new.fc.weight.copy_(net.fc.weight.index_select(1, torch.from_numpy(inp)))
+        new.fc.weight.copy_(net.fc.weight.index_select(1, torch.from_numpy(inp).to(net.fc.weight.device)))
         new.fc.bias.copy_(net.fc.bias)
-    return new
+    return new.to(net.fc.weight.device)
 
 
 def shrink_group(net: Net, group: str, width: int, criterion: str = "l2") -> Net:

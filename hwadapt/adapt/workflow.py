@@ -34,6 +34,7 @@ from hwadapt.materialize.torch_net import WEIGHTS_FILE, load_checkpoint
 from hwadapt.measure import EndToEnd, MeasurePlan, noisy_note
 from hwadapt.progress import QUIET, Reporter
 from hwadapt.train import evaluate
+from hwadapt.train.device import resolve_device
 
 JOB_FILE, WALL_FILE, FAMILY_FILE, PLOT_FILE = "job.json", "wall.json", "family.csv", "pareto.png"
 NARROWEST = 8  # channels per group of the narrowest network a method can reach
@@ -66,13 +67,15 @@ def resolve_budget(base_ms: float, floor_ms: float, budget_ms: float | None, bud
 def prepare_job(method: str, checkpoint: Path, lut: Path, data: str, out: Path, *, budget_ms: float | None = None,
                 budget_ratio: float | None = None, settings: dict[str, Any] | None = None, seed: int = 0,
                 holdout: float = HOLDOUT_FRACTION, train_images: int | None = None,
-                holdout_images: int | None = None, force: bool = False, reporter: Reporter = QUIET
-                ) -> tuple[AdaptJob, Any]:
+                holdout_images: int | None = None, force: bool = False, device: str = "auto",
+                reporter: Reporter = QUIET) -> tuple[AdaptJob, Any]:
     """Load and check everything a method needs; touches nothing on disk. ``train_images``
-    and ``holdout_images``: seeded, class-stratified subsets of those splits (a CPU budget)."""
+    and ``holdout_images``: seeded, class-stratified subsets of those splits (a CPU budget);
+    ``device``: where the method trains (:func:`~hwadapt.train.device.resolve_device`)."""
     chosen = get_method(method)
     config = chosen.settings(**(settings or {}))
-    base, _ = load_checkpoint(checkpoint)
+    where = resolve_device(device)
+    base, _ = load_checkpoint(checkpoint, where)
     predictor = LatencyPredictor.load(lut, force=force)
     predictor.check(base.arch)
     splits = load_dataset(data, base.arch.resolution, seed=seed, holdout_fraction=holdout)
@@ -86,7 +89,7 @@ def prepare_job(method: str, checkpoint: Path, lut: Path, data: str, out: Path, 
                 "checkpoint": file_identity(checkpoint / WEIGHTS_FILE), "lut": file_identity(lut),
                 "data": splits.source, "holdout": holdout, "train_images": train_images,
                 "holdout_images": holdout_images, "budget_ms": budget, "seed": seed}
-    job = AdaptJob(base, splits, predictor, budget, Path(out), identity, Path(checkpoint), seed, reporter)
+    job = AdaptJob(base, splits, predictor, budget, Path(out), identity, Path(checkpoint), seed, reporter, where)
     return job, config
 
 
@@ -142,7 +145,7 @@ def _add_wall_time(out: Path, seconds: float) -> float:
 
 def _finish(job: AdaptJob, outcome: Outcome, wall_s: float, plan: MeasurePlan | None,
             baseline: pd.DataFrame | None) -> AdaptReport:
-    final, _ = load_checkpoint(outcome.checkpoint)
+    final, _ = load_checkpoint(outcome.checkpoint, job.device)
     kept = [m for m in outcome.members if m.checkpoint is not None]
     members = [load_checkpoint(m.checkpoint)[0] for m in kept]
     job.reporter.note(f"measuring {2 + len(members)} networks end to end on {job.predictor.meta.backend} ...")

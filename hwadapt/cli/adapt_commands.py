@@ -23,6 +23,7 @@ from hwadapt.families import build
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.materialize.torch_net import Net
 from hwadapt.train import TrainConfig, fit
+from hwadapt.train.device import DEVICES, resolve_device, set_threads
 
 DEFAULT_EPOCHS = 30
 DATA_HELP = "digits | cifar10:PATH | imagefolder:PATH (folder or .tar.gz of train/<class>/*.jpg, test/<class>/*.jpg)"
@@ -37,11 +38,13 @@ def train(family: str = typer.Option(..., help="Model family, e.g. mobilenet_v1 
           lr: float = typer.Option(0.05), batch_size: int = typer.Option(128, min=1),
           weight_decay: float = typer.Option(1e-4), seed: int = typer.Option(0),
           holdout: float = typer.Option(HOLDOUT_FRACTION, help="Fraction of training data held out."),
-          threads: int = typer.Option(1, min=1, help="Torch threads.")) -> None:
+          threads: int = typer.Option(0, min=0, help="Torch threads for training (0: every core)."),
+          device: str = typer.Option("auto", help=f"Where to train: {DEVICES}.")) -> None:
     """Train a base network (SGD, cosine schedule, crop+flip augmentation)."""
-    torch.set_num_threads(threads)
+    set_threads(threads)
+    where = resolve_device(device)
     splits = load_dataset(data, resolution, seed=seed, holdout_fraction=holdout)
-    net = Net(build(family, width=width, resolution=resolution, num_classes=splits.num_classes))
+    net = Net(build(family, width=width, resolution=resolution, num_classes=splits.num_classes)).to(where)
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay, seed=seed)
     with reporter() as progress:
         summary = fit(net, splits, config, out, identity={"data": splits.source, "holdout": holdout},
@@ -63,15 +66,16 @@ def adapt(checkpoint: Path = typer.Option(..., help="Checkpoint directory of the
                                              "holdout images."),
           baseline: Path = typer.Option(None, help="A `hwadapt baseline` directory to draw on the plot."),
           force: bool = typer.Option(False, help="Use a LUT built for another family/resolution/target."),
-          threads: int = typer.Option(1, min=1, help="Torch threads."),
+          threads: int = typer.Option(0, min=0, help="Torch threads for training (0: every core)."),
+          device: str = typer.Option("auto", help=f"Where to train: {DEVICES}."),
           settings: dict[str, Any] | None = None) -> None:
     """Adapt a trained network to a latency budget with a method, measure it end to end, export it."""
-    torch.set_num_threads(threads)
+    set_threads(threads)
     extra = baseline_frame(baseline)
     with reporter() as progress:
         job, config = prepare_job(method, checkpoint, lut, data, out, budget_ms=budget_ms, budget_ratio=budget_ratio,
                                   settings=settings, seed=seed, holdout=holdout, train_images=train_images,
-                                  holdout_images=holdout_images, force=force, reporter=progress)
+                                  holdout_images=holdout_images, force=force, device=device, reporter=progress)
         report = adapt_network(job, config, baseline=extra)
     print_report(report, out)
 
@@ -109,9 +113,12 @@ def baseline(family: str = typer.Option(..., help="Model family."),
              checkpoint: Path = typer.Option(None, help="The adapt run's base checkpoint (to match epochs)."),
              resolution: int = typer.Option(32, min=1), lr: float = typer.Option(0.05),
              batch_size: int = typer.Option(128, min=1), seed: int = typer.Option(0),
-             holdout: float = typer.Option(HOLDOUT_FRACTION), threads: int = typer.Option(1, min=1)) -> None:
+             holdout: float = typer.Option(HOLDOUT_FRACTION),
+             threads: int = typer.Option(0, min=0, help="Torch threads for training (0: every core)."),
+             device: str = typer.Option("auto", help=f"Where to train: {DEVICES}.")) -> None:
     """Train uniformly shrunk networks (width multipliers) and measure them on the LUT's target."""
-    torch.set_num_threads(threads)
+    set_threads(threads)
+    where = resolve_device(device)
     predictor = LatencyPredictor.load(lut) if lut else None
     splits = load_dataset(data, resolution, seed=seed, holdout_fraction=holdout)
     if predictor is not None:
@@ -122,7 +129,8 @@ def baseline(family: str = typer.Option(..., help="Model family."),
         epochs = matched_epochs(adapt_dir, checkpoint, splits, batch_size) if adapt_dir else DEFAULT_EPOCHS
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
     with reporter() as progress:
-        frame = train_curve(Curve(family, parse_multipliers(multipliers), splits, config, out, predictor, progress))
+        frame = train_curve(Curve(family, parse_multipliers(multipliers), splits, config, out, predictor, progress,
+                                  where))
     family_csv = adapt_dir / FAMILY_FILE if adapt_dir else None
     pareto_png(out / "pareto.png", pd.read_csv(family_csv) if family_csv and family_csv.is_file() else None, frame,
                title=f"{family}: width multipliers ({config.epochs} epochs)")
@@ -137,11 +145,11 @@ def demo(out: Path = typer.Option(Path("hwadapt-demo"), help="Output directory (
          family: str = typer.Option("mobilenet_v1"), width: float = typer.Option(0.5),
          resolution: int = typer.Option(32, min=1), epochs: int = typer.Option(15, min=1, help="Base training epochs."),
          budget_ratio: float = typer.Option(0.5, help="Budget as a fraction of the base latency."),
-         threads: int = typer.Option(1, min=1)) -> None:
+         threads: int = typer.Option(1, min=1, help="Torch threads (one: the demo also measures).")) -> None:
     """Profile this machine, train a small MobileNet on digits, NetAdapt it, compare to multipliers."""
     from hwadapt.adapt.demo import DemoSettings, run_demo
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     settings = DemoSettings(family=family, width=width, resolution=resolution, epochs=epochs,
                             budget_ratio=budget_ratio)
     with reporter() as progress:

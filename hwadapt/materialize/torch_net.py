@@ -88,8 +88,9 @@ def read_weights(path: Path) -> dict:
     return payload
 
 
-def load_checkpoint(directory: str | Path) -> tuple[Net, dict]:
-    """Rebuild the network from its JSON and load the weights with ``weights_only=True``."""
+def load_checkpoint(directory: str | Path, device: torch.device | str = "cpu") -> tuple[Net, dict]:
+    """Rebuild the network from its JSON and load the weights with ``weights_only=True``
+    (onto ``device``)."""
     directory = Path(directory)
     arch = Arch.load(directory / ARCH_FILE)
     weights = directory / WEIGHTS_FILE
@@ -101,7 +102,7 @@ def load_checkpoint(directory: str | Path) -> tuple[Net, dict]:
     if mismatch:
         raise ArchError(f"checkpoint {directory}: {ARCH_FILE} and {WEIGHTS_FILE} disagree: {mismatch}")
     net.load_state_dict(payload["state_dict"])
-    return net, payload.get("extra", {})
+    return net.to(device), payload.get("extra", {})
 
 
 def _shape_mismatch(expected: dict, found: dict) -> str | None:

@@ -19,6 +19,7 @@ from hwadapt.data import ImageSet, Splits, batches
 from hwadapt.errors import HwadaptError
 from hwadapt.materialize.torch_net import WEIGHTS_FILE, Net, load_checkpoint, save_checkpoint
 from hwadapt.progress import QUIET, Reporter
+from hwadapt.train.device import autocast, device_of, on_device
 
 SUMMARY_FILE = "train.json"
 
@@ -52,26 +53,31 @@ def cosine(base_lr: float, step: int, total: int) -> float:
 
 @torch.no_grad()
 def evaluate(net: nn.Module, data: ImageSet, splits: Splits, batch_size: int = 500) -> float:
-    """Top-1 accuracy of ``net`` on ``data``."""
+    """Top-1 accuracy of ``net`` on ``data`` (on the network's device)."""
     net.eval()
-    correct = 0
-    for x, y in batches(data, splits, batch_size):
-        correct += int((net(x).argmax(dim=1) == y).sum())
-    return correct / max(len(data), 1)
+    device = device_of(net)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    for x, y in on_device(batches(data, splits, batch_size), device):
+        with autocast(device):
+            correct += (net(x).argmax(dim=1) == y).sum()
+    return int(correct) / max(len(data), 1)
 
 
 def train_steps(net: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer, *, base_lr: float,
                 first_step: int, steps: int, total_steps: int, batch_size: int, rng: np.random.Generator,
                 reporter: Reporter = QUIET, task: int = 0) -> float:
-    """``steps`` SGD steps over shuffled, augmented training batches; returns the mean loss."""
+    """``steps`` SGD steps over shuffled, augmented training batches (on the network's
+    device); returns the mean loss."""
     net.train()
     loss_fn = nn.CrossEntropyLoss()
+    device = device_of(net)
     done, total_loss = 0, 0.0
     while done < steps:
-        for x, y in batches(splits.train, splits, batch_size, rng=rng, train=True):
+        for x, y in on_device(batches(splits.train, splits, batch_size, rng=rng, train=True), device):
             for group in optimizer.param_groups:
                 group["lr"] = cosine(base_lr, first_step + done, total_steps)
-            loss = loss_fn(net(x), y)
+            with autocast(device):
+                loss = loss_fn(net(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
