@@ -20,7 +20,6 @@ measured latency) under --out.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import matplotlib
@@ -32,6 +31,7 @@ import torch  # noqa: E402
 
 from device_agents import make_agent  # noqa: E402
 from hwadapt.adapt import METHODS  # noqa: E402
+from hwadapt.adapt.registry import setting_overrides  # noqa: E402
 from hwadapt.adapt.report import AdaptReport  # noqa: E402
 from hwadapt.adapt.workflow import adapt_network, prepare_job, subsets  # noqa: E402
 from hwadapt.cli.common import reporter  # noqa: E402
@@ -79,12 +79,8 @@ def arguments() -> argparse.Namespace:
 
 
 def method_settings(overrides: list[str]) -> dict[str, dict]:
-    settings = {name: dict(REDUCED.get(name, {})) for name in METHODS}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        method, _, field = key.partition(".")
-        settings.setdefault(method, {})[field.replace("-", "_")] = json.loads(value)
-    return settings
+    given = setting_overrides(overrides)
+    return {name: {**REDUCED.get(name, {}), **given.get(name, {})} for name in {*METHODS, *given}}
 
 
 def base_network(args, lut: Path) -> Path:

@@ -18,7 +18,6 @@ pareto_<backend>.png under --out.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import matplotlib
@@ -28,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from device_agents import make_agent  # noqa: E402
+from hwadapt.adapt.registry import setting_overrides  # noqa: E402
 from hwadapt.adapt.workflow import adapt_network, prepare_job, subsets  # noqa: E402
 from hwadapt.cli.common import reporter  # noqa: E402
 from hwadapt.data import load_dataset  # noqa: E402
@@ -65,12 +65,8 @@ def arguments() -> argparse.Namespace:
 
 
 def settings_of(overrides: list[str]) -> dict[str, dict]:
-    settings = {name: dict(values) for name, values in REDUCED.items()}
-    for item in overrides:
-        key, _, value = item.partition("=")
-        method, _, field = key.partition(".")
-        settings.setdefault(method, {})[field.replace("-", "_")] = json.loads(value)
-    return settings
+    given = setting_overrides(overrides)
+    return {name: {**REDUCED.get(name, {}), **given.get(name, {})} for name in {*REDUCED, *given}}
 
 
 def train_base(args, family: str, width: float) -> Path:
@@ -100,54 +96,46 @@ def measured(args, checkpoint: Path, lut: Path) -> tuple[float, float, float, fl
     return figure.ms, figure.spread_pct, evaluate(net, splits.test, splits), predictor.predict_ms(net.arch)
 
 
-def adapt(args, method: str, settings: dict, checkpoint: Path, lut: Path, out: Path, budget_ms: float) -> dict:
+def adapted(args, backend: str, network: str, method: str, settings: dict, checkpoint: Path, lut: Path,
+            budget_ms: float) -> dict:
+    """The row of ``method`` run on ``checkpoint`` to ``budget_ms`` on the LUT's device."""
+    out = args.out / backend / f"{network.replace(' ', '_')}_{method}"
     with reporter() as progress:
         job, config = prepare_job(method, checkpoint, lut, f"cifar10:{args.data}", out, budget_ms=budget_ms,
-                                  settings=settings, train_images=args.train_images,
+                                  settings=settings.get(method, {}), train_images=args.train_images,
                                   holdout_images=args.holdout_images, reporter=progress)
         report = adapt_network(job, config)
-    return {"predicted_ms": report.predicted_ms, "measured_ms": report.measured_ms,
-            "spread_pct": report.measured_spread_pct, "test_accuracy": report.test_accuracy, "wall_s": report.wall_s}
+    return row(backend, network, method, budget_ms, predicted_ms=report.predicted_ms, measured_ms=report.measured_ms,
+               spread_pct=report.measured_spread_pct, test_accuracy=report.test_accuracy, wall_s=report.wall_s)
 
 
-def row(backend: str, network: str, method: str, budget_ms: float, **figures) -> dict:
+def as_is(args, backend: str, network: str, method: str, checkpoint: Path, lut: Path) -> dict:
+    """The row of a network measured as it is (no budget)."""
+    ms, spread, accuracy, predicted = measured(args, checkpoint, lut)
+    return row(backend, network, method, None, predicted_ms=predicted, measured_ms=ms, spread_pct=spread,
+               test_accuracy=accuracy, wall_s=None)
+
+
+def row(backend: str, network: str, method: str, budget_ms: float | None, **figures) -> dict:
     within = figures["measured_ms"] <= budget_ms * 1.05 if budget_ms else None
     return {"backend": backend, "network": network, "method": method, "budget_ms": budget_ms, **figures,
             "within_budget_5pct": within}
 
 
-def resnet_rows(args, backend: str, settings: dict, resnet: Path, plain: Path) -> list[dict]:
-    lut, plain_lut = table_of(args, backend, "resnet20"), table_of(args, backend, "plain")
-    base_ms, spread, accuracy, predicted = measured(args, resnet, lut)
-    budget = args.budget_ratio * base_ms
-    rows = [row(backend, "resnet20", "base", None, predicted_ms=predicted, measured_ms=base_ms, spread_pct=spread,
-                test_accuracy=accuracy, wall_s=None)]
-    ms, spread, accuracy, predicted = measured(args, plain, plain_lut)
-    rows.append(row(backend, "resnet20 RM", "rm", None, predicted_ms=predicted, measured_ms=ms, spread_pct=spread,
-                    test_accuracy=accuracy, wall_s=None))
+def family_rows(args, backend: str, settings: dict, family: str, source: Path, plain: Path,
+                direct: bool) -> list[dict]:
+    """The base network and its RM'd chain as they are, the chain pruned by each method to
+    the budget, and (``direct``) the base network pruned by them and the width multiplier."""
+    lut, plain_lut = table_of(args, backend, family), table_of(args, backend, "plain")
+    rows = [as_is(args, backend, family, "base", source, lut), as_is(args, backend, f"{family} RM", "rm", plain,
+                                                                        plain_lut)]
+    budget = args.budget_ratio * rows[0]["measured_ms"]
     for method in args.methods.split(","):
-        rows.append(row(backend, "resnet20", method, budget, **adapt(
-            args, method, settings.get(method, {}), resnet, lut, args.out / backend / f"resnet20_{method}", budget)))
-        rows.append(row(backend, "resnet20 RM", method, budget, **adapt(
-            args, method, settings.get(method, {}), plain, plain_lut, args.out / backend / f"plain_{method}", budget)))
-    rows.append(row(backend, "resnet20", "multiplier", budget, **adapt(
-        args, "multiplier", settings["multiplier"], resnet, lut, args.out / backend / "resnet20_multiplier", budget)))
-    return rows
-
-
-def mobilenet_rows(args, backend: str, settings: dict, mobilenet: Path, plain: Path) -> list[dict]:
-    lut, plain_lut = table_of(args, backend, "mobilenet_v2"), table_of(args, backend, "plain")
-    base_ms, spread, accuracy, predicted = measured(args, mobilenet, lut)
-    budget = args.budget_ratio * base_ms
-    rows = [row(backend, "mobilenet_v2", "base", None, predicted_ms=predicted, measured_ms=base_ms, spread_pct=spread,
-                test_accuracy=accuracy, wall_s=None)]
-    ms, spread, accuracy, predicted = measured(args, plain, plain_lut)
-    rows.append(row(backend, "mobilenet_v2 RM", "rm", None, predicted_ms=predicted, measured_ms=ms, spread_pct=spread,
-                    test_accuracy=accuracy, wall_s=None))
-    for method in args.methods.split(","):
-        rows.append(row(backend, "mobilenet_v2 RM", method, budget, **adapt(
-            args, method, settings.get(method, {}), plain, plain_lut, args.out / backend / f"plainv2_{method}",
-            budget)))
+        if direct:
+            rows.append(adapted(args, backend, family, method, settings, source, lut, budget))
+        rows.append(adapted(args, backend, f"{family} RM", method, settings, plain, plain_lut, budget))
+    if direct:
+        rows.append(adapted(args, backend, family, "multiplier", settings, source, lut, budget))
     return rows
 
 
@@ -181,8 +169,8 @@ def main() -> None:
             print(f"RM of {name}: max |difference| {report.max_abs_diff}", flush=True)
     rows = []
     for backend in args.backends.split(","):
-        rows += resnet_rows(args, backend, settings, resnet, plains["resnet20"])
-        rows += mobilenet_rows(args, backend, settings, mobilenet, plains["mobilenet_v2"])
+        rows += family_rows(args, backend, settings, "resnet20", resnet, plains["resnet20"], direct=True)
+        rows += family_rows(args, backend, settings, "mobilenet_v2", mobilenet, plains["mobilenet_v2"], direct=False)
         frame = pd.DataFrame(rows)
         frame.to_csv(args.out / "rmnet.csv", index=False)
         pareto(frame[frame["backend"] == backend], args.out / f"pareto_{backend}.png",

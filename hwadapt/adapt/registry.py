@@ -13,6 +13,7 @@ offers each field as an option of ``hwadapt adapt`` (``--short-steps`` for
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,6 +25,7 @@ from hwadapt.errors import HwadaptError
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.materialize.torch_net import Net
 from hwadapt.progress import QUIET, Reporter
+from hwadapt.registry import Registry
 
 
 class MethodError(HwadaptError):
@@ -91,20 +93,25 @@ class Method:
         return self.Settings(**{k: v for k, v in given.items() if v is not None and k in names})
 
 
-METHODS: dict[str, Method] = {}
-
-
-def register_method(method: type[Method]) -> type[Method]:
-    """Class decorator: register one instance of ``method`` under ``method.name``."""
-    METHODS[method.name] = method()
-    return method
+METHODS: Registry[Method] = Registry("method", MethodError)
+register_method = METHODS.instance  # class decorator of a method
 
 
 def get_method(name: str) -> Method:
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise MethodError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))}") from None
+    return METHODS[name]
+
+
+def setting_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``METHOD.FIELD=VALUE`` items (VALUE in JSON) as settings per method."""
+    found: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        method, _, field_name = key.partition(".")
+        try:
+            found.setdefault(method, {})[field_name.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise MethodError(f"{item!r}: the value must be JSON ({exc})") from None
+    return found
 
 
 def setting(default: Any, help: str) -> Any:  # noqa: A002 - the option's help text

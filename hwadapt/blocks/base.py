@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from hwadapt.errors import ArchError
 from hwadapt.ops import Op
+from hwadapt.ops.clip import channel_bounds
+from hwadapt.registry import Registry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -108,24 +110,27 @@ class BlockKind:
         return ()
 
     def op_weights(self, op: Op, module: nn.Module) -> tuple[np.ndarray, ...] | None:
-        """The deployed arrays of one of the block's lowered ops: by default its unit's
-        convolution with BN folded in (the unit its ``role`` names)."""
+        """The deployed arrays of one of the block's lowered ops: a convolution's unit (the
+        one its ``role`` names) with BN folded in; a per-channel activation's bounds (the
+        module's ``act`` activates the first ``active`` channels)."""
         from hwadapt.blocks.layers import fold_bn
 
+        if op.kind == "clip":
+            return channel_bounds(op.act, module.act.active, op.cout - module.act.active)
         return fold_bn(getattr(module, op.role))
 
 
-BLOCK_KINDS: dict[str, BlockKind] = {}
-
-
-def register_block(kind: type[BlockKind]) -> type[BlockKind]:
-    """Class decorator: register one instance of ``kind`` under ``kind.name``."""
-    BLOCK_KINDS[kind.name] = kind()
-    return kind
+BLOCK_KINDS: Registry[BlockKind] = Registry("block kind", ArchError)
+register_block = BLOCK_KINDS.instance  # class decorator of a block kind's spec
 
 
 def block_kind(name: str) -> BlockKind:
-    try:
-        return BLOCK_KINDS[name]
-    except KeyError:
-        raise ArchError(f"unknown block kind {name!r}; known: {', '.join(sorted(BLOCK_KINDS))}") from None
+    return BLOCK_KINDS[name]
+
+
+def keeps_input(block: Block, cin: int) -> bool:
+    """The residual rule of blocks whose ``residual`` field chooses an identity shortcut:
+    as given, else wherever the shape allows one (stride 1, ``out`` equal to the input width)."""
+    if block.residual is None:
+        return block.stride == 1 and cin == block.out
+    return block.residual

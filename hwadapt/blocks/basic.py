@@ -9,15 +9,9 @@ from dataclasses import replace
 
 from torch import nn
 
-from hwadapt.blocks.base import Block, BlockKind, register_block
+from hwadapt.blocks.base import Block, BlockKind, keeps_input, register_block
 from hwadapt.blocks.layers import ConvBNAct, activation
 from hwadapt.ops import Op, conv_out_size
-
-
-def identity_shortcut(block: Block, cin: int) -> bool:
-    if block.residual is None:
-        return block.stride == 1 and cin == block.out
-    return block.residual
 
 
 class BasicModule(nn.Module):
@@ -25,7 +19,7 @@ class BasicModule(nn.Module):
         super().__init__()
         self.conv1 = ConvBNAct(cin, block.mid, block.kernel, block.stride, size, act)
         self.conv2 = ConvBNAct(block.mid, block.out, block.kernel, 1, conv_out_size(size, block.stride), None)
-        self.shortcut = None if identity_shortcut(block, cin) else ConvBNAct(cin, block.out, 1, block.stride, size,
+        self.shortcut = None if keeps_input(block, cin) else ConvBNAct(cin, block.out, 1, block.stride, size,
                                                                                None)
         self.act = activation(act)
 
@@ -46,19 +40,19 @@ class BasicBlock(BlockKind):
         return None
 
     def tied_to_input(self, block, cin):
-        return identity_shortcut(block, cin)
+        return keeps_input(block, cin)
 
     def inner_widths(self, block):
         return ("mid",)
 
     def freeze(self, block, cin):
-        return replace(block, residual=identity_shortcut(block, cin)) if block.residual is None else block
+        return replace(block, residual=keeps_input(block, cin)) if block.residual is None else block
 
     def lower(self, block, cin, size, act, index, x, emit):
         block_input, out_size = x, conv_out_size(size, block.stride)
         x = emit(Op("conv", cin, block.mid, size, block.kernel, block.stride, act, index, "conv1", (x,)))
         x = emit(Op("conv", block.mid, block.out, out_size, block.kernel, 1, "none", index, "conv2", (x,)))
-        if not identity_shortcut(block, cin):
+        if not keeps_input(block, cin):
             block_input = emit(Op("conv", cin, block.out, size, 1, block.stride, "none", index, "shortcut",
                                   (block_input,)))
         return emit(Op("add", block.out, block.out, out_size, act=act, block=index, role="add",

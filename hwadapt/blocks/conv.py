@@ -10,7 +10,6 @@ from torch import nn
 from hwadapt.blocks.base import Block, BlockKind, register_block
 from hwadapt.blocks.layers import ConvBNAct, PartialAct
 from hwadapt.ops import Op
-from hwadapt.ops.clip import channel_bounds
 
 
 class ConvModule(nn.Module):
@@ -50,8 +49,3 @@ class ConvBlock(BlockKind):
 
     def producers(self, block, field):
         return ("conv",)
-
-    def op_weights(self, op, module):
-        if op.kind == "clip":
-            return channel_bounds(op.act, module.act.active, op.cout - module.act.active)
-        return super().op_weights(op, module)

@@ -9,7 +9,6 @@ from hwadapt.blocks.base import Block, BlockKind, register_block
 from hwadapt.blocks.conv import lower_partial
 from hwadapt.blocks.layers import ConvBNAct, PartialAct
 from hwadapt.ops import Op
-from hwadapt.ops.clip import channel_bounds
 
 
 class DWModule(nn.Module):
@@ -45,8 +44,3 @@ class DWBlock(BlockKind):
 
     def unit_channels(self, block, inp, out, mid):
         return [("dw", inp, None)]
-
-    def op_weights(self, op, module):
-        if op.kind == "clip":
-            return channel_bounds(op.act, module.act.active, op.cout - module.act.active)
-        return super().op_weights(op, module)

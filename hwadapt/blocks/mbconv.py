@@ -8,15 +8,9 @@ from dataclasses import replace
 
 from torch import nn
 
-from hwadapt.blocks.base import Block, BlockKind, register_block
+from hwadapt.blocks.base import Block, BlockKind, keeps_input, register_block
 from hwadapt.blocks.layers import ConvBNAct
 from hwadapt.ops import Op, conv_out_size
-
-
-def has_residual(block: Block, cin: int) -> bool:
-    if block.residual is None:
-        return block.stride == 1 and cin == block.out
-    return block.residual
 
 
 class MBConvModule(nn.Module):
@@ -26,7 +20,7 @@ class MBConvModule(nn.Module):
         self.expand = ConvBNAct(cin, mid, 1, 1, size, act) if block.mid else None
         self.dw = ConvBNAct(mid, mid, block.kernel, block.stride, size, act, groups=mid)
         self.project = ConvBNAct(mid, block.out, 1, 1, conv_out_size(size, block.stride), None)
-        self.residual = has_residual(block, cin)
+        self.residual = keeps_input(block, cin)
 
     def forward(self, x):
         y = self.expand(x) if self.expand is not None else x
@@ -44,13 +38,13 @@ class MBConvBlock(BlockKind):
         return None
 
     def tied_to_input(self, block, cin):
-        return has_residual(block, cin)
+        return keeps_input(block, cin)
 
     def inner_widths(self, block):
         return ("mid",) if block.mid else ()
 
     def freeze(self, block, cin):
-        return replace(block, residual=has_residual(block, cin)) if block.residual is None else block
+        return replace(block, residual=keeps_input(block, cin)) if block.residual is None else block
 
     def lower(self, block, cin, size, act, index, x, emit):
         block_input, mid = x, block.mid or cin
@@ -59,7 +53,7 @@ class MBConvBlock(BlockKind):
         x = emit(Op("dwconv", mid, mid, size, block.kernel, block.stride, act, index, "dw", (x,)))
         out_size = conv_out_size(size, block.stride)
         x = emit(Op("conv", mid, block.out, out_size, 1, 1, "none", index, "project", (x,)))
-        if has_residual(block, cin):
+        if keeps_input(block, cin):
             x = emit(Op("add", block.out, block.out, out_size, block=index, role="add", inputs=(x, block_input)))
         return x
 

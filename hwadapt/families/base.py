@@ -18,6 +18,7 @@ from hwadapt.arch.lowering import lower
 from hwadapt.arch.spec import Arch
 from hwadapt.errors import ArchError
 from hwadapt.ops import Op
+from hwadapt.registry import Registry
 
 Builder = Callable[..., Arch]  # (*, width, resolution, num_classes) -> the base network
 
@@ -91,12 +92,11 @@ def width_space(builder: Builder) -> Space:
                  balanced=lambda r, c, count, rng: balanced_widths(base(r, c), count, rng))
 
 
-FAMILIES: dict[str, Family] = {}
+FAMILIES: Registry[Family] = Registry("family", ArchError)
 
 
 def register_family(family: Family) -> Family:
-    FAMILIES[family.name] = family
-    return family
+    return FAMILIES.register(family.name, family)
 
 
 def family(name: str, *, grid: Grid = Grid(), space: Space | None = None) -> Callable[[Builder], Builder]:
@@ -111,10 +111,7 @@ def family(name: str, *, grid: Grid = Grid(), space: Space | None = None) -> Cal
 
 
 def get_family(name: str) -> Family:
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise ArchError(f"unknown family {name!r}; known: {', '.join(sorted(FAMILIES))}") from None
+    return FAMILIES[name]
 
 
 def build(name: str, *, width: float = 1.0, resolution: int = 224, num_classes: int = 1000) -> Arch:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 
 from hwadapt.errors import HwadaptError
+from hwadapt.registry import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -162,20 +163,12 @@ class OpKind:
         raise NotImplementedError
 
 
-OP_KINDS: dict[str, OpKind] = {}
-
-
-def register_op(kind: type[OpKind]) -> type[OpKind]:
-    """Class decorator: register one instance of ``kind`` under ``kind.name``."""
-    OP_KINDS[kind.name] = kind()
-    return kind
+OP_KINDS: Registry[OpKind] = Registry("op kind", OpKindError)
+register_op = OP_KINDS.instance  # class decorator of an op kind's spec
 
 
 def op_kind(name: str) -> OpKind:
-    try:
-        return OP_KINDS[name]
-    except KeyError:
-        raise OpKindError(f"unknown op kind {name!r}; known: {', '.join(sorted(OP_KINDS))}") from None
+    return OP_KINDS[name]
 
 
 def torch_activation(x: torch.Tensor, act: str) -> torch.Tensor:
