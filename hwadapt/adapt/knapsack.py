@@ -1,9 +1,11 @@
 """Latency-saliency knapsack pruning (HALP: Shen et al., NeurIPS 2022) on the LUT.
 
 Pruning step k of K (after ``--interval-steps`` training steps):
-1. **importance**: each channel's first-order Taylor estimate on its BN,
-   ``(gamma * dL/dgamma + beta * dL/dbeta)^2`` summed over the group's producers,
-   averaged over the steps since the last pruning step;
+1. **importance**: each channel's first-order Taylor estimate on its BNs,
+   ``(gamma * dL/dgamma + beta * dL/dbeta)^2`` summed over the group's BNs (its
+   producers' and the depthwise ones that filter it: in a MobileNet a pointwise BN's
+   estimate is zero, :mod:`hwadapt.adapt.gamma` says why), averaged over the steps
+   since the last pruning step;
 2. **latency cost**: each group's marginal latency on the LUT's calibrated predictor, at
    every width it may keep (multiples of ``--granularity``), every other group as it is;
 3. **knapsack**: each group keeps a prefix of its channels by importance, the prefixes
