@@ -9,7 +9,8 @@ from conftest import TOY, TOY_RES
 
 from hwadapt.adapt import knapsack
 from hwadapt.adapt.gamma import group_norms
-from hwadapt.adapt.knapsack import Choice, Taylor, knapsack_widths, prune_to, solve, step_target, width_options
+from hwadapt.adapt.knapsack import (Choice, Taylor, knapsack_widths, prune_to, shown, solve, step_target,
+                                    width_options)
 from hwadapt.adapt.workflow import prepare_job
 from hwadapt.arch import set_widths, width_groups
 from hwadapt.families import build
@@ -21,6 +22,8 @@ def test_targets_decay_geometrically_to_the_budget():
     assert targets[-1] == pytest.approx(5.0) and all(a > b for a, b in zip(targets, targets[1:]))
     assert targets[1] / targets[0] == pytest.approx(targets[2] / targets[1])
     assert width_options(20, 8) == [8, 16, 20] and width_options(16, 8) == [8, 16] and width_options(6, 8) == [6]
+    assert [k for k in range(1, 31) if shown(k, 30)] == [1, 8, 16, 23, 30]
+    assert [k for k in range(1, 3) if shown(k, 2)] == [1, 2]
 
 
 def test_the_knapsack_keeps_the_most_importance_within_the_capacity():

@@ -16,7 +16,7 @@ from hwadapt.adapt.morphnet import _scaled, ceiling, expand
 from hwadapt.adapt.registry import MethodError
 from hwadapt.adapt.report import AdaptReport
 from hwadapt.adapt.shrink import ShrinkPlan, charge, shrink
-from hwadapt.adapt.slimming import lut_threshold
+from hwadapt.adapt.slimming import cut_widths, lut_threshold
 from hwadapt.adapt.workflow import prepare_job
 from hwadapt.arch import Arch, set_widths, width_groups
 from hwadapt.cli.main import app
@@ -67,7 +67,8 @@ def test_the_magnitude_is_the_largest_gate_and_the_penalty_its_weighted_l1():
     hook.weights = {g.name: float(i + 1) for i, g in enumerate(groups)}
     expected = 0.5 * sum((i + 1) * found[g.name].sum() for i, g in enumerate(groups))
     penalty = hook.penalty()
-    assert float(penalty.detach()) == pytest.approx(expected, rel=1e-5) and hook.mean_penalty() == pytest.approx(expected, 1e-5)
+    assert float(penalty.detach()) == pytest.approx(expected, rel=1e-5)
+    assert hook.mean_penalty() == pytest.approx(expected, rel=1e-5)
     penalty.backward()
     tied = next(g for g in groups if g.name == "out2")
     (first, part), (second, _) = tied.norms
@@ -173,7 +174,8 @@ def test_structure_learning_shrinks_the_alive_structure_and_resumes(job, tmp_pat
     history = shrink(straight, job, _plan(job, price, coefficient, 20, span=span), tmp_path / "straight", seed=0)
     assert [row["step"] for row in history] == [0, 10, 20]
     assert sum(history[-1]["alive"].values()) < sum(history[0]["alive"].values())
-    assert history[-1]["cost"] == pytest.approx(job.predictor.predict_ms(set_widths(job.base.arch, history[-1]["alive"])))
+    alive = set_widths(job.base.arch, history[-1]["alive"])
+    assert history[-1]["cost"] == pytest.approx(job.predictor.predict_ms(alive))
     assert 0 < history[-1]["penalty"] < history[0]["penalty"] and history[0]["loss"] is None
     resumed = Net(job.base.arch)
     resumed.load_state_dict(job.base.state_dict())
@@ -188,12 +190,15 @@ def test_the_lut_threshold_is_the_lowest_magnitude_that_meets_the_budget(job):
     rng = np.random.default_rng(0)
     arch = job.base.arch
     found = {g.name: rng.random(g.width(arch)) for g in width_groups(arch)}
-    cut = lut_threshold(arch, found, job.predictor, job.budget_ms)
+    cut = lut_threshold(arch, found, job.predictor, job.budget_ms, 8)
     assert cut.predicted_ms <= job.budget_ms
-    assert cut.widths == {name: max(8, int((v > cut.threshold).sum())) for name, v in found.items()}
+    assert cut.widths == cut_widths(found, cut.threshold, 8)
+    assert all(w % 8 == 0 for w in cut.widths.values())
     lower = max(v for values in found.values() for v in values if v < cut.threshold)
-    widths = {name: max(8, int((v > lower).sum())) for name, v in found.items()}
-    assert job.predictor.predict_ms(set_widths(arch, widths)) > job.budget_ms
+    assert job.predictor.predict_ms(set_widths(arch, cut_widths(found, lower, 8))) > job.budget_ms
+    assert cut_widths({"g": np.array([0.1, 0.5, 0.6, 0.7] * 5)}, 0.3, 8) == {"g": 16}  # 15 pass: 16 kept
+    assert cut_widths({"g": np.array([0.1, 0.5] * 5)}, 0.3, 8) == {"g": 8}  # at least 8
+    assert cut_widths({"g": np.ones(20)}, 0.3, 8) == {"g": 20}  # all of them at most
 
 
 def test_morphnet_cycles_from_scratch_with_the_flop_cost(toy_checkpoint, toy_lut, tmp_path):

@@ -40,6 +40,7 @@ from hwadapt.train.loop import StepHook, make_optimizer, train_steps
 
 BINS = 2000  # the knapsack's resolution: its capacity in this many steps
 RETRIES = 20  # times the capacity shrinks when the pick is priced over the target
+SHOWN = 5  # pruning steps on the family plot, evenly spread (each costs a test-set evaluation)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class KnapsackSettings:
 
     def __post_init__(self) -> None:
         if min(self.prune_steps, self.interval_steps, self.finetune_epochs, self.granularity) < 1:
-            raise MethodError("--prune-steps, --interval-steps, --finetune-epochs and --granularity must be at least 1")
+            raise MethodError("--prune-steps, --interval-steps, --finetune-epochs and --granularity must be at "
+                              "least 1")
 
 
 class Taylor(StepHook):
@@ -77,7 +79,9 @@ class Taylor(StepHook):
         self.steps += 1
 
     def importance(self) -> dict[str, np.ndarray]:
-        return {name: (total / max(self.steps, 1)).cpu().numpy().astype(np.float64) for name, total in self.sums.items()}
+        """Each group's per-channel importance, averaged over the steps seen."""
+        steps = max(self.steps, 1)
+        return {name: (total / steps).cpu().numpy().astype(np.float64) for name, total in self.sums.items()}
 
 
 def step_target(base_ms: float, budget_ms: float, step: int, steps: int) -> float:
@@ -164,9 +168,14 @@ def prune_to(net: Net, importance: dict[str, np.ndarray], widths: dict[str, int]
     return prune(net, {name: keep_top(importance[name], width) for name, width in widths.items()})
 
 
-def _row(net: Net, job: AdaptJob, stage: str, **extra) -> dict:
+def _row(net: Net, job: AdaptJob, stage: str, evaluated: bool = True, **extra) -> dict:
     return {"stage": stage, "arch": net.arch.to_dict(), "predicted_ms": job.predictor.predict_ms(net.arch),
-            "test_accuracy": evaluate(net, job.splits.test, job.splits), **extra}
+            "test_accuracy": evaluate(net, job.splits.test, job.splits) if evaluated else None, **extra}
+
+
+def shown(step: int, steps: int) -> bool:
+    """Whether pruning step ``step`` of ``steps`` is on the family plot (the last always is)."""
+    return step in {int(k) for k in np.linspace(steps, 1, min(steps, SHOWN)).round()}
 
 
 def prune_step(job: AdaptJob, s: KnapsackSettings, net: Net, step: int, base_ms: float) -> tuple[Net, dict]:
@@ -182,9 +191,9 @@ def prune_step(job: AdaptJob, s: KnapsackSettings, net: Net, step: int, base_ms:
     importance = taylor.importance()
     if job.predictor.predict_ms(net.arch) > target:
         net = prune_to(net, importance, knapsack_widths(net.arch, importance, job.predictor, target, s.granularity))
-    row = _row(net, job, "short-term", step=step, target_ms=target)
-    job.reporter.note(f"pruning step {step}: target {target:.4g} ms, predicted {row['predicted_ms']:.4g} ms, "
-                      f"test {row['test_accuracy']:.4f}")
+    row = _row(net, job, "short-term", shown(step, s.prune_steps), step=step, target_ms=target)
+    job.reporter.note(f"pruning step {step}: target {target:.4g} ms, predicted {row['predicted_ms']:.4g} ms"
+                      + (f", test {row['test_accuracy']:.4f}" if row["test_accuracy"] is not None else ""))
     return net, row
 
 
@@ -225,7 +234,8 @@ class Knapsack(Method):
         state = adapt(job, settings)
         run = RunDir(job.out)
         members = [Member(None, state["base"])]
-        members += [Member(run.member(row["step"]), row) for row in state["steps"]]
+        members += [Member(run.member(row["step"]), row) for row in state["steps"]
+                    if row["test_accuracy"] is not None]
         return Outcome(run.final, state["final"]["predicted_ms"], members, state["final"],
                        details={"steps": [{k: row[k] for k in ("step", "target_ms", "predicted_ms")}
                                           for row in state["steps"]]})

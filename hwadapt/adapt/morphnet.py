@@ -105,7 +105,8 @@ def _breakpoints(alive: dict[str, int], ceiling: dict[str, int], granularity: in
 def expand(learned: Arch, alive: dict[str, int], ceiling: dict[str, int], predictor: LatencyPredictor,
            budget_ms: float, granularity: int, floor: int = NARROWEST) -> Expansion:
     """The largest uniform multiplier over the alive widths whose predicted latency meets
-    ``budget_ms`` (widths the table does not cover do not meet it)."""
+    ``budget_ms`` (widths the table does not cover do not meet it); none does: every group
+    at its narrowest (which the workflow has checked meets the budget)."""
     tried = set()
     for multiplier in _breakpoints(alive, ceiling, granularity):
         widths = _scaled(alive, ceiling, multiplier, granularity, floor)
@@ -118,9 +119,10 @@ def expand(learned: Arch, alive: dict[str, int], ceiling: dict[str, int], predic
             predicted = predictor.predict_ms(arch)
         except LutError:
             continue
-        if predicted <= budget_ms or multiplier == 0.0:
+        if predicted <= budget_ms:
             return Expansion(widths, arch, multiplier, predicted)
-    raise MethodError("no width the table covers can be expanded to")  # the multiplier 0 is always tried
+    arch = set_widths(learned, _scaled(alive, ceiling, 0.0, granularity, floor))
+    return Expansion(_scaled(alive, ceiling, 0.0, granularity, floor), arch, 0.0, predictor.predict_ms(arch))
 
 
 def ceiling(net: Net, retrain: str) -> dict[str, int]:
@@ -165,14 +167,15 @@ def run_cycle(job: AdaptJob, s: MorphNetSettings, index: int, net: Net) -> tuple
         start = Net(expansion.arch).to(job.device)
     config = TrainConfig(epochs=s.retrain_epochs, lr=s.retrain_lr, batch_size=s.batch_size,
                          weight_decay=s.weight_decay, seed=job.seed)
-    summary = fit(start, job.splits, config, folder / "retrain", identity={"from": f"cycle{index}", "retrain": s.retrain},
-                  reporter=job.reporter)
+    summary = fit(start, job.splits, config, folder / "retrain",
+                  identity={"from": f"cycle{index}", "retrain": s.retrain}, reporter=job.reporter)
     unchanged = all(alive[g.name] >= g.width(net.arch) for g in width_groups(net.arch))
-    row = _row(start, job, f"cycle {index}", summary["holdout_accuracy"], cycle=index, multiplier=expansion.multiplier,
-               learned=alive, learned_predicted_ms=job.predictor.predict_ms(learned), unchanged=unchanged,
-               history=history)
+    row = _row(start, job, f"cycle {index}", summary["holdout_accuracy"], cycle=index,
+               multiplier=expansion.multiplier, learned=alive, learned_predicted_ms=job.predictor.predict_ms(learned),
+               unchanged=unchanged, history=history)
     job.reporter.note(f"cycle {index}: learned structure {row['learned_predicted_ms']:.4g} ms predicted, expanded "
-                      f"x{expansion.multiplier:.3g} to {expansion.predicted_ms:.4g} ms; test {row['test_accuracy']:.4f}")
+                      f"x{expansion.multiplier:.3g} to {expansion.predicted_ms:.4g} ms; "
+                      f"test {row['test_accuracy']:.4f}")
     return start, row
 
 

@@ -100,17 +100,17 @@ def shrink_png(path: Path, histories: list[list[dict]], cost_name: str, budget_m
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.0), sharex=True)
     penalty_axis = top.twinx()
     offset = 0
-    for cycle, history in enumerate(histories, 1):
+    for cycle, history in enumerate(histories):
         steps = [offset + row["step"] for row in history]
-        label = len(histories) > 1
-        top.plot(steps, [row["cost"] for row in history], "-", color="tab:blue",
-                 label="cost of the alive structure" if cycle == 1 else None)
         trained = [row for row in history if row["loss"] is not None]
+        first = cycle == 0  # one legend entry per line
+        top.plot(steps, [row["cost"] for row in history], "-", color="tab:blue",
+                 label="cost of the alive structure" if first else None)
         penalty_axis.plot([offset + row["step"] for row in trained], [row["penalty"] for row in trained], ":",
-                          color="tab:red", label="penalty (mean over the steps before)" if cycle == 1 else None)
+                          color="tab:red", label="penalty (mean over the steps before)" if first else None)
         bottom.plot(steps, [row["predicted_ms"] for row in history], "-", color="tab:green",
-                    label="alive structure, predicted" if cycle == 1 else None)
-        if label:
+                    label="alive structure, predicted" if first else None)
+        if not first:
             for axis in (top, bottom):
                 axis.axvline(offset, color="grey", lw=0.5)
         offset = steps[-1]
