@@ -6,7 +6,8 @@ Stages (each resumes when re-run with the same arguments and --out):
   2. the base network, trained for --epochs;
   3. each method of the registry (`hwadapt methods`, or --methods) to --budget-ratio x the
      base's predicted latency, with the reduced settings below (--set METHOD.FIELD=VALUE
-     overrides one), measured end to end on the LUT's target;
+     overrides one), measured end to end on the LUT's target; a variant (VARIANTS: MorphNet
+     with the FLOP cost, beside its latency cost) is a row of its own;
   4. ProxylessNAS (`hwadapt search`) for the same latency in ms, on a LUT of its space,
      at the widest width multiplier of the space whose fastest member meets it.
 
@@ -53,7 +54,15 @@ REDUCED = {
     "netadapt": {"first_step": 0.05, "decay": 0.96, "short_steps": 50, "short_lr": 0.01, "long_epochs": 5,
                  "long_lr": 0.05},
     "multiplier": {},
+    "morphnet": {"strength": 5.0, "shrink_epochs": 8, "shrink_lr": 0.1, "refresh_steps": 100, "retrain_epochs": 12,
+                 "retrain_lr": 0.05},
+    "knapsack": {"prune_steps": 15, "interval_steps": 40, "prune_lr": 0.01, "finetune_epochs": 12,
+                 "finetune_lr": 0.05},
+    "slimming": {"sparsity": 2e-3, "shrink_epochs": 8, "shrink_lr": 0.1, "refresh_steps": 100, "finetune_epochs": 12,
+                 "finetune_lr": 0.05},
 }
+# rows of their own: a registered method with some of its reduced settings changed
+VARIANTS = {"morphnet_flops": ("morphnet", {"cost": "flops"})}
 SPACE_WIDTHS = (1.0, 0.75, 0.5, 0.35, 0.25)
 
 
@@ -69,7 +78,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--budget-ratio", type=float, default=0.5)
     parser.add_argument("--train-images", type=int, default=10000)
     parser.add_argument("--holdout-images", type=int, default=2000)
-    parser.add_argument("--methods", default=",".join(sorted(METHODS)), help="registered methods to run")
+    parser.add_argument("--methods", default=",".join([*sorted(METHODS), *VARIANTS]),
+                        help=f"registered methods (and variants: {', '.join(VARIANTS)}) to run")
     parser.add_argument("--set", action="append", default=[], metavar="METHOD.FIELD=VALUE",
                         help="override one reduced setting (repeatable)")
     parser.add_argument("--no-search", action="store_true", help="leave ProxylessNAS out")
@@ -79,8 +89,12 @@ def arguments() -> argparse.Namespace:
 
 
 def method_settings(overrides: list[str]) -> dict[str, dict]:
-    given = setting_overrides(overrides)
-    return {name: {**REDUCED.get(name, {}), **given.get(name, {})} for name in {*METHODS, *given}}
+    """Each row's settings: the reduced ones, a variant's changes, then --set."""
+    settings = {name: dict(REDUCED.get(name, {})) for name in METHODS}
+    settings.update({row: {**settings[method], **changed} for row, (method, changed) in VARIANTS.items()})
+    for row, given in setting_overrides(overrides).items():
+        settings[row] = {**settings.get(row, {}), **given}
+    return settings
 
 
 def base_network(args, lut: Path) -> Path:
@@ -96,16 +110,18 @@ def base_network(args, lut: Path) -> Path:
 
 
 def run_method(args, name: str, settings: dict, base: Path, lut: Path) -> dict:
+    """One row: the method (or the variant) ``name``, run in its own folder."""
+    method = VARIANTS.get(name, (name,))[0]
     with reporter() as progress:
-        job, config = prepare_job(name, base, lut, f"cifar10:{args.data}", args.out / name,
+        job, config = prepare_job(method, base, lut, f"cifar10:{args.data}", args.out / name,
                                   budget_ratio=args.budget_ratio, settings=settings, train_images=args.train_images,
                                   holdout_images=args.holdout_images, reporter=progress)
         report = adapt_network(job, config)
-    return row_of(report)
+    return row_of(report, name)
 
 
-def row_of(report: AdaptReport) -> dict:
-    return {"method": report.method, "budget_ms": report.budget_ms, "predicted_ms": report.predicted_ms,
+def row_of(report: AdaptReport, name: str) -> dict:
+    return {"method": name, "budget_ms": report.budget_ms, "predicted_ms": report.predicted_ms,
             "measured_ms": report.measured_ms, "spread_pct": report.measured_spread_pct,
             "within_budget": report.within_budget, "over_budget_pct": 100 * (report.measured_ms / report.budget_ms - 1),
             "prediction_error_pct": 100 * report.prediction_error, "test_accuracy": report.test_accuracy,

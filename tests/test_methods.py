@@ -21,6 +21,9 @@ QUICK = {
     "netadapt": ["--short-steps", "3", "--long-epochs", "1", "--first-step", "0.2", "--decay", "0.9",
                  "--batch-size", "64"],
     "multiplier": ["--epochs", "1", "--batch-size", "128"],
+    "morphnet": ["--shrink-epochs", "1", "--refresh-steps", "10", "--retrain-epochs", "1", "--batch-size", "64"],
+    "knapsack": ["--prune-steps", "2", "--interval-steps", "5", "--finetune-epochs", "1", "--batch-size", "64"],
+    "slimming": ["--shrink-epochs", "1", "--refresh-steps", "10", "--finetune-epochs", "1", "--batch-size", "64"],
 }
 REPORT_FIELDS = ("method", "budget_ms", "predicted_ms", "measured_ms", "measured_spread_pct", "base_measured_ms",
                  "test_accuracy", "base_test_accuracy", "wall_s", "arch", "exports")

@@ -80,6 +80,10 @@ class Method:
     def run(self, job: AdaptJob, settings: Any) -> Outcome:
         raise NotImplementedError
 
+    def check(self, base: Net, settings: Any) -> None:
+        """Refuse (with a :class:`MethodError`) a network this method cannot adapt; called
+        before anything is written. Every network can be adapted here."""
+
     def settings(self, **given: Any) -> Any:
         """The method's settings with ``given`` fields set (None: the default); an error
         naming the method's own settings for any it does not have."""

@@ -76,6 +76,7 @@ def prepare_job(method: str, checkpoint: Path, lut: Path, data: str, out: Path, 
     config = chosen.settings(**(settings or {}))
     where = resolve_device(device)
     base, _ = load_checkpoint(checkpoint, where)
+    chosen.check(base, config)
     predictor = LatencyPredictor.load(lut, force=force)
     predictor.check(base.arch)
     splits = load_dataset(data, base.arch.resolution, seed=seed, holdout_fraction=holdout)

@@ -48,7 +48,22 @@ def make_optimizer(net: nn.Module, config: TrainConfig, lr: float | None = None)
 
 
 def cosine(base_lr: float, step: int, total: int) -> float:
-    return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    """The rate at ``step`` of a cosine decay over ``total`` steps; ``total`` 0: constant."""
+    if total <= 0:
+        return base_lr
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+
+class StepHook:
+    """What a method adds to every training step of :func:`train_steps`: a term added to
+    the loss (a regulariser on BN scales) and a look at the gradients before the
+    optimizer steps (an importance estimate). Both do nothing here."""
+
+    def penalty(self) -> torch.Tensor | None:
+        return None
+
+    def after_backward(self) -> None:
+        return None
 
 
 @torch.no_grad()
@@ -65,9 +80,10 @@ def evaluate(net: nn.Module, data: ImageSet, splits: Splits, batch_size: int = 5
 
 def train_steps(net: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer, *, base_lr: float,
                 first_step: int, steps: int, total_steps: int, batch_size: int, rng: np.random.Generator,
-                reporter: Reporter = QUIET, task: int = 0) -> float:
+                reporter: Reporter = QUIET, task: int = 0, hook: StepHook | None = None) -> float:
     """``steps`` SGD steps over shuffled, augmented training batches (on the network's
-    device); returns the mean loss."""
+    device), the rate a cosine over ``total_steps`` (0: constant); returns the mean
+    cross-entropy (without the ``hook``'s penalty)."""
     net.train()
     loss_fn = nn.CrossEntropyLoss()
     device = device_of(net)
@@ -78,8 +94,11 @@ def train_steps(net: nn.Module, splits: Splits, optimizer: torch.optim.Optimizer
                 group["lr"] = cosine(base_lr, first_step + done, total_steps)
             with autocast(device):
                 loss = loss_fn(net(x), y)
+            penalty = hook.penalty() if hook is not None else None
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if penalty is None else loss + penalty).backward()
+            if hook is not None:
+                hook.after_backward()
             optimizer.step()
             total_loss += float(loss.detach())
             done += 1
