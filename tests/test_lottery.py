@@ -158,7 +158,8 @@ def test_the_rewind_point_holds_the_weights_after_k_steps(tiny_run, digits):
     net = imp.seeded_net(job, TINY.seed)
     optimizer = make_optimizer(net, job.schedule.config)
     train_steps(net, job.splits, optimizer, base_lr=TINY.lr, first_step=0, steps=TINY.rewind_steps,
-                total_steps=job.schedule.total, batch_size=TINY.batch_size, rng=np.random.default_rng([TINY.seed, 0, 0]))
+                total_steps=job.schedule.total, batch_size=TINY.batch_size,
+                rng=np.random.default_rng([TINY.seed, 0, 0]))
     rewound, _ = load_checkpoint(job.out / "rewind")
     initial, _ = load_checkpoint(job.out / "init")
     for (name, expected), got, first in zip(net.state_dict().items(), rewound.state_dict().values(),
@@ -261,7 +262,10 @@ def test_an_unknown_criterion_is_one_line(tmp_path):
 def test_supermask_criteria_on_a_toy_layer():
     init = {"w": torch.tensor([[1.0, -2.0, 0.5, 3.0, -0.1, 0.2]])}
     final = {"w": torch.tensor([[2.0, 1.5, -0.6, 2.5, -3.0, 0.1]])}
-    keep = lambda name, sparsity=0.5: criterion_masks(name, init, final, sparsity, torch.Generator().manual_seed(0))["w"][0].tolist()  # noqa: E731
+
+    def keep(name, sparsity=0.5):
+        return criterion_masks(name, init, final, sparsity, torch.Generator().manual_seed(0))["w"][0].tolist()
+
     assert keep("large_final") == [True, False, False, True, True, False]  # |w_f| 2, 2.5, 3
     assert keep("magnitude_increase") == [True, False, True, False, True, False]  # +1, +0.1, +2.9
     assert keep("movement") == [False, True, True, False, True, False]  # 3.5, 1.1, 2.9
@@ -310,7 +314,8 @@ def test_supermasks_from_a_lottery_run(tiny_run, tmp_path):
     for method in ("large_final_same_sign", "learned", "edge-popup"):
         result = runner.invoke(app, ["supermask", "--family", "resnet20", "--width", "0.25", "--resolution", str(RES),
                                      "--data", "digits", "--method", method, "--epochs", "1", "--sparsity", "0.6",
-                                     "--train-images", "512", "--lottery", str(job.out), "--out", str(tmp_path / method)])
+                                     "--train-images", "512", "--lottery", str(job.out),
+                                     "--out", str(tmp_path / method)])
         assert result.exit_code == 0, result.output
         report = json.loads((tmp_path / method / "report.json").read_text())
         assert report["method"] == method and 0 <= report["test_accuracy"] <= 1
