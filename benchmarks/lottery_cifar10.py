@@ -303,12 +303,17 @@ def show(title: str, frame: pd.DataFrame) -> None:
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 
-def provenance(args, clock: Clock) -> dict:
+def code_version() -> str:
+    """The commit the run starts from (``+changes``: with uncommitted changes to hwadapt)."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "hwadapt"], capture_output=True,
-                                text=True).stdout.strip())
-    return {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "host": host_cpu_model(),
-            "machine": platform.machine(), "commit": commit + ("+changes" if dirty else ""),
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "hwadapt", "benchmarks/lottery_cifar10.py"],
+                                capture_output=True, text=True).stdout.strip())
+    return commit + ("+changes" if dirty else "")
+
+
+def provenance(args, clock: Clock, commit: str, started: str) -> dict:
+    return {"started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+            "host": host_cpu_model(), "machine": platform.machine(), "commit": commit,
             "torch_threads": args.threads, "arguments": {k: str(v) for k, v in vars(args).items()},
             "stages": clock.stages, "total_cpu_s": sum(s["cpu_s"] for s in clock.stages.values()),
             "total_wall_s": sum(s["wall_s"] for s in clock.stages.values())}
@@ -316,6 +321,7 @@ def provenance(args, clock: Clock) -> dict:
 
 def main() -> None:
     args = arguments()
+    commit, started = code_version(), datetime.now(timezone.utc).isoformat(timespec="minutes")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     clock = Clock()
@@ -334,7 +340,7 @@ def main() -> None:
                  f"ResNet-20 x{args.width:g}, CIFAR-10 ({args.train_images} images, {args.epochs} epochs a level)")
     latency_png(costs, args.out / "latency.png")
     summary = {"targets": [targets(table, k) for k in ks], "structured": structured_frame.attrs,
-               "provenance": provenance(args, clock)}
+               "provenance": provenance(args, clock, commit, started)}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     show("accuracy over sparsity (test, 10,000 images)", table)
     show("supermasks (untrained weights; chance 0.10)", masks)

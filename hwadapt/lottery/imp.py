@@ -197,6 +197,7 @@ class LotteryReport:
     dense_accuracy: float
     levels: list[dict[str, Any]]  # one row per level: COLUMNS
     layer_sparsity: dict[str, float]  # of the last level's ticket
+    exports: dict[str, str]  # the last level's ticket: ONNX and TFLite, dense and sparse files
     steps: int  # T, the schedule's length
     wall_s: float  # this invocation's time (a resumed run's earlier work is not in it)
 
@@ -214,8 +215,8 @@ def run_lottery(job: LotteryJob) -> LotteryReport:
         rows.append(pruned_level(job, level))
         write_levels(job.out, rows)
     _, last_masks = trained_arm(job, s.levels)
-    report = LotteryReport(asdict(s), rows[0]["test_accuracy"], rows, layer_sparsity(last_masks), job.schedule.total,
-                           time.perf_counter() - started)
+    report = LotteryReport(asdict(s), rows[0]["test_accuracy"], rows, layer_sparsity(last_masks),
+                           export_ticket(job, s.levels), job.schedule.total, time.perf_counter() - started)
     write_json(job.out / REPORT_FILE, asdict(report))
     return report
 

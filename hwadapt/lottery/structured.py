@@ -23,9 +23,6 @@ from hwadapt.lottery.imp import LotteryJob, rewound, train_arm, trained_arm
 from hwadapt.lottery.masks import dense_masks
 from hwadapt.materialize.torch_net import Net
 
-ARMS = ("rewound", "scratch")
-
-
 class StructuredError(HwadaptError):
     """A target architecture that is not a narrowing of the lottery run's network."""
 
