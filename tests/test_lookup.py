@@ -61,3 +61,18 @@ def test_input_period_adds_residue_points_to_conv_inputs_only():
             assert {c % 16 for c in cls.cin_grid if c > 32} == {0, 8}
         if cls.kind == "dwconv" and max(cls.cin_grid) > 64:
             assert len({c % 32 for c in cls.cin_grid if c > 32}) == 4
+
+
+def test_a_class_shared_by_the_stem_and_later_convs_covers_the_network_input():
+    """A CIFAR ResNet's stem (3 -> 16, 3x3, stride 1 at 32 px) shares its shape class with
+    the first stage's convolutions: the class's input axis must reach 3 channels too."""
+    from hwadapt.arch import lower
+    from hwadapt.families import build
+
+    classes = {cls.key: cls for cls in shape_classes("resnet20", 32, 10)}
+    for op in lower(build("resnet20", width=0.5, resolution=32, num_classes=10)):
+        if op.kind == "conv":
+            grid = classes[op.shape_class]
+            assert grid.cin_grid[0] <= op.cin <= grid.cin_grid[-1], op
+    stem = classes[("conv", 32, 3, 1, "relu")]
+    assert 3 in stem.cin_grid and 16 in stem.cin_grid

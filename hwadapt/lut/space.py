@@ -96,12 +96,15 @@ def shape_classes(family: str, resolution: int, num_classes: int,
     :func:`grid_settings` gives them; the family's default)."""
     top: dict[tuple, list[int]] = {}
     fixed_in: dict[tuple, bool] = {}
+    network_inputs: dict[tuple, set[int]] = {}  # input widths of the class's ops that read the network input
     for op in reachable_ops(family, resolution, num_classes):
         key = op.shape_class
         hi = top.setdefault(key, [0, 0])
         hi[0], hi[1] = max(hi[0], op.cin), max(hi[1], op.cout)
         # the network input (the stem's) is not prunable
         fixed_in[key] = fixed_in.get(key, True) and op.inputs == (-1,)
+        if op.inputs == (-1,):
+            network_inputs.setdefault(key, set()).add(op.cin)
     settings = {k: v for k, v in (grid or grid_settings(family)).items() if k in GRID_KEYS}
     # a two-axis op's input axis has its own period: residue points there multiply a 2-D grid
     input_period = settings.pop("input_period")
@@ -112,7 +115,10 @@ def shape_classes(family: str, resolution: int, num_classes: int,
         if spec.one_axis:
             cin_grid = tuple(channel_grid(cin, **settings))
         else:
-            cin_grid = (cin,) if fixed_in[key] else tuple(channel_grid(cin, **input_axis))
+            # a class shared by the stem and later ops (a CIFAR ResNet's 3x3 stride-1 convs) also
+            # needs the stem's input width, which no channel grid reaches
+            cin_grid = (cin,) if fixed_in[key] else tuple(sorted(set(channel_grid(cin, **input_axis))
+                                                                 | network_inputs.get(key, set())))
         cout_grid = (cout,) if spec.fixed_output else tuple(channel_grid(cout, **settings))
         classes.append(ShapeClass(*key, cin_grid, cout_grid))
     if not classes:

@@ -76,9 +76,11 @@ class TfliteGraph:
         return bytes(builder.Output())
 
 
-def ops_to_tflite(ops: list[Op], weights: list[Weights | None]) -> bytes:
-    """A TFLite flatbuffer computing ``ops`` (graph inputs are NHWC)."""
-    graph = TfliteGraph()
+def ops_to_tflite(ops: list[Op], weights: list[Weights | None], graph: TfliteGraph | None = None) -> bytes:
+    """A TFLite flatbuffer computing ``ops`` (graph inputs are NHWC), written into ``graph``
+    (a fresh :class:`TfliteGraph` if None; a subclass may store tensors otherwise, e.g.
+    sparse: :mod:`hwadapt.lottery.sparse_export`)."""
+    graph = graph or TfliteGraph()
     produced: dict[int, int] = {}
     for op in ops:
         for index in op.inputs:
