@@ -90,29 +90,61 @@ class ShapeClass:
         return [standalone_op(*self.key, ci, co) for ci, co in pairs]
 
 
-def shape_classes(family: str, resolution: int, num_classes: int,
-                  grid: dict[str, int] | None = None) -> list[ShapeClass]:
-    """The shape classes of a family, each with its channel grids (``grid``: settings as
-    :func:`grid_settings` gives them; the family's default)."""
+# the grid of a shape class that only an export form's stand-in ops reach (``forms``): a
+# stripe form's maps run to k*k times a layer's filters, and a form's LUT rows are checked
+# by measuring the forms themselves, so four points per axis
+STAND_IN_GRID = {"granularity": 8, "dense_until": 8, "points": 4, "period": 0}
+
+
+def stand_in_ops(ops: list[Op], forms: tuple[str, ...] | list[str]) -> list[Op]:
+    """The ops that the export forms of the op kinds ``forms`` put in place of ``ops``
+    (:meth:`~hwadapt.ops.OpKind.stand_ins`)."""
+    return [alt for kind in forms for op in ops for alt in op_kind(kind).stand_ins(op)]
+
+
+def _extent(ops: list[Op]) -> tuple[dict[tuple, list[int]], dict[tuple, set[int]], dict[tuple, bool]]:
+    """Per shape class: the widest (cin, cout), the input widths of its ops that read the
+    network's input, and whether all of them do."""
     top: dict[tuple, list[int]] = {}
+    stem_in: dict[tuple, set[int]] = {}
     fixed_in: dict[tuple, bool] = {}
-    for op in reachable_ops(family, resolution, num_classes):
+    for op in ops:
         key = op.shape_class
         hi = top.setdefault(key, [0, 0])
         hi[0], hi[1] = max(hi[0], op.cin), max(hi[1], op.cout)
         # the network input (the stem's) is not prunable
-        fixed_in[key] = fixed_in.get(key, True) and op.inputs == (-1,)
-    settings = {k: v for k, v in (grid or grid_settings(family)).items() if k in GRID_KEYS}
-    # a two-axis op's input axis has its own period: residue points there multiply a 2-D grid
-    input_period = settings.pop("input_period")
-    input_axis = {**settings, "period": input_period}
+        reads_input = op.inputs == (-1,)
+        fixed_in[key] = fixed_in.get(key, True) and reads_input
+        if reads_input:
+            stem_in.setdefault(key, set()).add(op.cin)
+    return top, stem_in, fixed_in
+
+
+def shape_classes(family: str, resolution: int, num_classes: int,
+                  grid: dict[str, int] | None = None, forms: tuple[str, ...] | list[str] = ()) -> list[ShapeClass]:
+    """The shape classes of a family, each with its channel grids (``grid``: settings as
+    :func:`grid_settings` gives them; the family's default), and those of the stand-in
+    ops of the export forms ``forms`` (op kinds), on :data:`STAND_IN_GRID` where the
+    family reaches none of their shapes."""
+    ops = reachable_ops(family, resolution, num_classes)
+    extra = stand_in_ops(ops, forms)
+    top, stem_in, fixed_in = _extent(ops + extra)
+    only_forms = set(_extent(extra)[0]) - set(_extent(ops)[0])
+    family_settings = {k: v for k, v in (grid or grid_settings(family)).items() if k in GRID_KEYS}
     classes = []
     for key, (cin, cout) in sorted(top.items()):
+        settings = dict(STAND_IN_GRID, input_period=0) if key in only_forms else dict(family_settings)
+        # a two-axis op's input axis has its own period: residue points there multiply a 2-D grid
+        input_period = settings.pop("input_period", 0)
+        input_axis = {**settings, "period": input_period}
         spec = op_kind(key[0])
         if spec.one_axis:
             cin_grid = tuple(channel_grid(cin, **settings))
         else:
-            cin_grid = (cin,) if fixed_in[key] else tuple(channel_grid(cin, **input_axis))
+            # a stem sharing its shape class with later layers (a CIFAR ResNet's first stage)
+            # keeps its input width on the grid beside theirs
+            cin_grid = (cin,) if fixed_in[key] else tuple(sorted(set(channel_grid(cin, **input_axis))
+                                                                  | stem_in.get(key, set())))
         cout_grid = (cout,) if spec.fixed_output else tuple(channel_grid(cout, **settings))
         classes.append(ShapeClass(*key, cin_grid, cout_grid))
     if not classes:
