@@ -102,22 +102,37 @@ def stand_in_ops(ops: list[Op], forms: tuple[str, ...] | list[str]) -> list[Op]:
     return [alt for kind in forms for op in ops for alt in op_kind(kind).stand_ins(op)]
 
 
-def _extent(ops: list[Op]) -> tuple[dict[tuple, list[int]], dict[tuple, set[int]], dict[tuple, bool]]:
-    """Per shape class: the widest (cin, cout), the input widths of its ops that read the
-    network's input, and whether all of them do."""
-    top: dict[tuple, list[int]] = {}
-    stem_in: dict[tuple, set[int]] = {}
-    fixed_in: dict[tuple, bool] = {}
+@dataclass
+class _Extent:
+    """How far the ops of one shape class reach: the narrowest and widest of each axis,
+    and whether every one reads the network's input."""
+
+    cin: tuple[int, int]
+    cout: tuple[int, int]
+    fixed_in: bool
+
+    def add(self, op: Op) -> None:
+        self.cin = (min(self.cin[0], op.cin), max(self.cin[1], op.cin))
+        self.cout = (min(self.cout[0], op.cout), max(self.cout[1], op.cout))
+        self.fixed_in = self.fixed_in and op.inputs == (-1,)  # the network input (the stem's) is not prunable
+
+
+def _extents(ops: list[Op]) -> dict[tuple, _Extent]:
+    found: dict[tuple, _Extent] = {}
     for op in ops:
-        key = op.shape_class
-        hi = top.setdefault(key, [0, 0])
-        hi[0], hi[1] = max(hi[0], op.cin), max(hi[1], op.cout)
-        # the network input (the stem's) is not prunable
-        reads_input = op.inputs == (-1,)
-        fixed_in[key] = fixed_in.get(key, True) and reads_input
-        if reads_input:
-            stem_in.setdefault(key, set()).add(op.cin)
-    return top, stem_in, fixed_in
+        if op.shape_class in found:
+            found[op.shape_class].add(op)
+        else:
+            found[op.shape_class] = _Extent((op.cin, op.cin), (op.cout, op.cout), op.inputs == (-1,))
+    return found
+
+
+def _axis(reach: tuple[int, int], **settings: int) -> tuple[int, ...]:
+    """The grid of an axis up to its widest width, with its narrowest where that falls below
+    the grid: a stem sharing its shape class with later layers (a CIFAR ResNet's first
+    stage), a stripe form left with a few maps."""
+    grid = channel_grid(reach[1], **settings)
+    return tuple(sorted(set(grid) | {reach[0]}) if reach[0] < grid[0] else grid)
 
 
 def shape_classes(family: str, resolution: int, num_classes: int,
@@ -128,24 +143,20 @@ def shape_classes(family: str, resolution: int, num_classes: int,
     family reaches none of their shapes."""
     ops = reachable_ops(family, resolution, num_classes)
     extra = stand_in_ops(ops, forms)
-    top, stem_in, fixed_in = _extent(ops + extra)
-    only_forms = set(_extent(extra)[0]) - set(_extent(ops)[0])
+    only_forms = set(_extents(extra)) - set(_extents(ops))
     family_settings = {k: v for k, v in (grid or grid_settings(family)).items() if k in GRID_KEYS}
     classes = []
-    for key, (cin, cout) in sorted(top.items()):
+    for key, reach in sorted(_extents(ops + extra).items()):
         settings = dict(STAND_IN_GRID, input_period=0) if key in only_forms else dict(family_settings)
         # a two-axis op's input axis has its own period: residue points there multiply a 2-D grid
         input_period = settings.pop("input_period", 0)
         input_axis = {**settings, "period": input_period}
         spec = op_kind(key[0])
         if spec.one_axis:
-            cin_grid = tuple(channel_grid(cin, **settings))
+            cin_grid = _axis(reach.cin, **settings)
         else:
-            # a stem sharing its shape class with later layers (a CIFAR ResNet's first stage)
-            # keeps its input width on the grid beside theirs
-            cin_grid = (cin,) if fixed_in[key] else tuple(sorted(set(channel_grid(cin, **input_axis))
-                                                                  | stem_in.get(key, set())))
-        cout_grid = (cout,) if spec.fixed_output else tuple(channel_grid(cout, **settings))
+            cin_grid = (reach.cin[1],) if reach.fixed_in else _axis(reach.cin, **input_axis)
+        cout_grid = (reach.cout[1],) if spec.fixed_output else _axis(reach.cout, **settings)
         classes.append(ShapeClass(*key, cin_grid, cout_grid))
     if not classes:
         raise HwadaptError(f"family {family!r} reaches no operators")

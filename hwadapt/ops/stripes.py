@@ -53,12 +53,12 @@ class Stripes(OpKind):
 
     def stand_ins(self, op):
         """For a k x k convolution: the 1x1 convolution to one map per stripe and this op,
-        both at every stripe alive (k*k*cout maps)."""
+        from every stripe alive (k*k*cout maps) down to one."""
         if op.kind != "conv" or op.kernel == 1:
             return []
-        maps = op.kernel ** 2 * op.cout
-        return [Op("conv", op.cin, maps, op.size, 1, 1, "none", inputs=op.inputs),
-                Op(self.name, maps, op.cout, op.size, op.kernel, op.stride, op.act, inputs=(0,))]
+        return [alt for maps in (op.kernel ** 2 * op.cout, 1)
+                for alt in (Op("conv", op.cin, maps, op.size, 1, 1, "none", inputs=op.inputs),
+                            Op(self.name, maps, op.cout, op.size, op.kernel, op.stride, op.act, inputs=(0,)))]
 
     @staticmethod
     def span(op: Op) -> int:

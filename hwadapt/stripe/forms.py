@@ -7,10 +7,14 @@ A pruned k x k convolution computes the same in each of:
 - ``kernel``: a ``kconv`` of the smallest window holding every live position, where whole
   rows or columns of the window are dead in every filter;
 - ``stripe``: a 1x1 ``conv`` to one map per live stripe (at the input side), then the
-  ``stripes`` op gathering, shifting and adding them (:mod:`hwadapt.ops.stripes`).
+  ``stripes`` op gathering, shifting and adding them (:mod:`hwadapt.ops.stripes`), the
+  authors' form;
+- ``tapsum``: a 1x1 ``conv`` to each filter's live taps, as many per filter as the filter
+  with the most, then a grouped convolution with one-hot kernels shifting and adding
+  them (:mod:`hwadapt.ops.tapsum`): two ops a runtime has fast kernels for, no gather.
 
 A network form picks one per layer (``best``: the one the LUT prices lowest). A residual
-block whose second convolution lost every stripe computes its shortcut plus that
+block whose second convolution lost every stripe computes its identity shortcut plus that
 convolution's bias: the forms other than ``dense`` drop the block's two convolutions and
 keep that identity path (:func:`bypass`).
 
@@ -34,7 +38,7 @@ from hwadapt.ops import Op, Weights
 from hwadapt.ops.kconv import frame_pads, window_code, window_shape
 from hwadapt.stripe.skeleton import unit_name
 
-FORMS = ("dense", "kernel", "stripe")  # a layer's forms; a network's are these and "best"
+FORMS = ("dense", "kernel", "stripe", "tapsum")  # a layer's forms; a network's are these and "best"
 Emit = Callable[[Op, Weights | None], int]
 LayerForm = Callable[[Emit, tuple[int, ...]], int | None]  # emits a layer's ops reading the inputs; its output
 
@@ -108,30 +112,51 @@ def stripe(layer: Layer) -> LayerForm:
     return emit_stripes
 
 
+def tapsum(layer: Layer) -> LayerForm:
+    """Each filter's live taps as maps of a 1x1 convolution (as many slots per filter as
+    the filter with the most; zero maps fill the others), then the grouped ``tapsum``
+    convolution whose one-hot kernels add each map at its tap."""
+    op, (weight, bias) = layer.op, layer.weights
+    taps = op.kernel ** 2
+    live = layer.alive.reshape(op.cout, taps)
+    slots = int(live.sum(axis=1).max())
+    maps = np.zeros((op.cout, slots, op.cin), np.float32)
+    kernels = np.zeros((op.cout, slots, taps), np.float32)
+    for o in range(op.cout):
+        for slot, tap in enumerate(np.flatnonzero(live[o])):
+            maps[o, slot] = weight[o, :, tap // op.kernel, tap % op.kernel]
+            kernels[o, slot, tap] = 1.0
+    pointwise = Op("conv", op.cin, op.cout * slots, op.size, 1, 1, "none", op.block, op.role)
+    shifted = Op("tapsum", slots, op.cout, op.size, op.kernel, op.stride, op.act, op.block, op.role)
+
+    def emit_tapsum(emit: Emit, x: tuple[int, ...]) -> int:
+        m = emit(replace(pointwise, inputs=x), (maps.reshape(-1, op.cin, 1, 1), np.zeros(op.cout * slots, np.float32)))
+        return emit(replace(shifted, inputs=(m,)), (kernels.reshape(op.cout, slots, op.kernel, op.kernel), bias))
+
+    return emit_tapsum
+
+
 def layer_forms(layer: Layer) -> dict[str, LayerForm]:
     """The forms a layer can take (``kernel`` only where its window shrinks)."""
-    forms = {"dense": dense(layer), "kernel": kernel(layer), "stripe": stripe(layer)}
+    forms = {"dense": dense(layer), "kernel": kernel(layer), "stripe": stripe(layer), "tapsum": tapsum(layer)}
     return {name: form for name, form in forms.items() if form is not None}
 
 
 def bypass(ops: list[Op], weights: OpWeights, layer: Layer) -> dict[int, LayerForm]:
     """The forms that drop a residual block whose second convolution (``layer``) lost
     every stripe: that convolution outputs its bias alone, so the block computes
-    act(shortcut + bias). A 1x1 shortcut takes the bias and the activation; an identity
-    shortcut becomes a 1x1 depthwise op adding the bias (weights 1)."""
+    act(input + bias) through its identity shortcut. The bias comes from a 1x1
+    convolution of zeros (an op every stripe table prices, unlike a bias-only one)."""
     members = {op.role: i for i, op in enumerate(ops) if op.block == layer.op.block}
-    add, bias = ops[members["add"]], layer.weights[1]
-    forms: dict[int, LayerForm] = {members["conv1"]: _dropped, layer.index: _dropped}
-    if "shortcut" in members:
-        short = members["shortcut"]
-        projection, shift = weights[short]
-        forms[short] = lambda emit, x: emit(replace(ops[short], act=add.act, inputs=x), (projection, shift + bias))
-        forms[members["add"]] = lambda emit, x: x[1]
-    else:
-        identity = Op("dwconv", add.cout, add.cout, add.size, 1, 1, add.act, add.block, "add")
-        ones = np.ones((add.cout, 1, 1, 1), np.float32)
-        forms[members["add"]] = lambda emit, x: emit(replace(identity, inputs=(x[1],)), (ones, bias))
-    return forms
+    add = ops[members["add"]]
+    constant = Op("conv", add.cout, add.cout, add.size, 1, 1, "none", add.block, layer.op.role)
+    zeros = np.zeros((add.cout, add.cout, 1, 1), np.float32)
+
+    def emit_sum(emit: Emit, x: tuple[int, ...]) -> int:
+        bias = emit(replace(constant, inputs=(x[1],)), (zeros, layer.weights[1]))
+        return emit(replace(add, inputs=(bias, x[1])), None)
+
+    return {members["conv1"]: _dropped, layer.index: _dropped, members["add"]: emit_sum}
 
 
 def _dropped(emit: Emit, x: tuple[int, ...]) -> None:

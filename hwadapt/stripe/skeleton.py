@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from hwadapt.blocks.basic import identity_shortcut
 from hwadapt.errors import HwadaptError
 from hwadapt.materialize.torch_net import Net
 
@@ -29,9 +30,9 @@ class StripeError(HwadaptError):
 
 class Skeleton(nn.Module):
     """The skeleton of one convolution: ``scale`` (filters x k x k), ``alive`` marking the
-    stripes the threshold has not killed. ``may_die``: the layer has a path around it (the
-    second convolution of a residual block), so the threshold may kill all its stripes;
-    elsewhere that is refused, naming the layer."""
+    stripes the threshold has not killed. ``may_die``: the layer has an identity path
+    around it (the second convolution of a residual block with an identity shortcut), so
+    the threshold may kill all its stripes; elsewhere that is refused, naming the layer."""
 
     def __init__(self, name: str, filters: int, kernel: int, sr: float, threshold: float, may_die: bool) -> None:
         super().__init__()
@@ -64,6 +65,11 @@ class SkeletonSettings:
     sr: float = 1e-5  # L1 strength on the skeleton (the authors' default)
     threshold: float = 0.01  # a stripe whose |scale| falls below this dies
 
+    def __post_init__(self) -> None:
+        if self.sr < 0 or not 0 <= self.threshold < 1:
+            raise StripeError(f"--sr must be >= 0 and --threshold in [0, 1) (skeletons start at 1), got "
+                              f"{self.sr:g} and {self.threshold:g}")
+
 
 def pruned_units(net: Net) -> dict[str, nn.Conv2d]:
     """The convolutions stripe-wise pruning acts on, by unit name (``blocks.3.conv1``): every
@@ -84,16 +90,15 @@ def unit_name(block: int, role: str) -> str:
 
 
 def may_die(net: Net, name: str) -> bool:
-    """Whether a unit has a path around it: the second convolution of a residual block."""
-    _, block, role = name.split(".")
-    return net.arch.blocks[int(block)].kind == "basic" and role == "conv2"
+    """Whether a unit has an identity path around it: the second convolution of a residual
+    block whose shortcut is the identity."""
+    _, index, role = name.split(".")
+    block, cin = net.arch.blocks[int(index)], net.arch.input_widths()[int(index)]
+    return block.kind == "basic" and role == "conv2" and identity_shortcut(block, cin)
 
 
 def attach(net: Net, settings: SkeletonSettings) -> Net:
     """Give every pruned convolution of ``net`` a skeleton (in place; returns ``net``)."""
-    if settings.sr < 0 or not 0 <= settings.threshold < 1:
-        raise StripeError(f"--sr must be >= 0 and --threshold in [0, 1) (skeletons start at 1), got "
-                          f"{settings.sr:g} and {settings.threshold:g}")
     units = pruned_units(net)
     if not units:
         raise StripeError(f"{net.arch.family} has no full convolution wider than 1x1 to prune stripes of")
