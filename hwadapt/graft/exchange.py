@@ -4,8 +4,8 @@ A *backend* runs :func:`~hwadapt.graft.worker.run_worker` for every rank of a pl
 with an :class:`~hwadapt.graft.worker.Exchange` to its ring, reports their epochs to a
 :class:`~hwadapt.progress.Reporter` and returns their results; a worker that fails or
 dies stops the run with one line (what each network finished stays saved). Here:
-:class:`LocalProcesses`, one process per network (torch.multiprocessing, spawned), the
-weights passing through queues. Another engine (a Ray actor per network) is one more
+:class:`LocalProcesses`, one process per network (torch.multiprocessing), the weights
+passing through queues. Another engine (a Ray actor per network) is one more
 class with the same ``run``, registered in :data:`BACKENDS`; the algorithm does not change.
 """
 from __future__ import annotations
@@ -69,12 +69,15 @@ def _exit_reason(code: int) -> str:
 
 
 class LocalProcesses:
-    """One spawned process per network on this machine, the ring through queues."""
+    """One process per network on this machine, the ring through queues."""
 
     name = "processes"
 
     def run(self, plan: GraftPlan, reporter: Reporter, label: str) -> list[dict[str, Any]]:
-        ctx = mp.get_context("spawn")
+        ctx = mp.get_context("forkserver")
+        # workers fork from a server that imported hwadapt once and never ran torch: no
+        # re-import per worker (seconds each), and no fork of a parent's torch threads
+        ctx.set_forkserver_preload(["hwadapt.graft.worker"])
         exchange = QueueExchange([ctx.Queue() for _ in range(plan.nets)])
         events = ctx.Queue()
         workers = [ctx.Process(target=_process_main, args=(rank, plan, exchange, events), name=f"graft-net{rank}",
@@ -106,7 +109,8 @@ class LocalProcesses:
                 if worker.is_alive():
                     worker.terminate()
             for worker in workers:
-                worker.join()
+                if worker.pid is not None:  # started
+                    worker.join()
             reporter.finish(task)
         return [results[rank] for rank in range(plan.nets)]
 
