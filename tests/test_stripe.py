@@ -3,6 +3,7 @@ export form computing what the masked network computes in PyTorch, ONNX Runtime 
 LiteRT, a layer losing every stripe (its identity path kept, or a refusal naming it),
 the LUT pricing each form and the export picking the cheapest per layer, and the
 command's report and one-line errors."""
+import dataclasses
 import json
 
 import numpy as np
@@ -20,9 +21,10 @@ from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.lut.profile import op_row_key
 from hwadapt.lut.space import grid_settings, shape_classes
-from hwadapt.lut.store import LutMeta
+from hwadapt.lut.store import LutMeta, save_lut
 from hwadapt.materialize.op_graph import OpGraph
 from hwadapt.materialize.weights import folded_weights
+from hwadapt.measure import default_probe
 from hwadapt.stripe.forms import FORMS, layer_forms, network_form, pruned_layers, standalone
 from hwadapt.stripe.skeleton import SkeletonSettings, StripeError, alive_masks, attach, folded, skeletons
 from hwadapt.stripe.workflow import STRIPE_FORMS, cheapest_forms, network_forms
@@ -158,9 +160,9 @@ def test_the_lut_prices_every_form_and_the_export_picks_the_cheapest_per_layer()
     choices = cheapest_forms(predictor, layers, ops)
     assert set(choices) == {layer.name for layer in layers if layer.stripes} and "stripe" not in choices.values()
     assert "kernel" in choices.values()
-    forms = network_forms(ops, folded_weights(plain), layers, choices)
+    forms = network_forms(ops, folded_weights(plain), layers, {"synthetic": choices})
     prices = {name: predictor.price(graph[0]).total_ms for name, graph in forms.items()}
-    assert prices["best"] <= min(prices[form] for form in FORMS) + 1e-9
+    assert prices["best-synthetic"] <= min(prices[form] for form in FORMS) + 1e-9
 
 
 def error_line(result) -> str:
@@ -171,18 +173,30 @@ def error_line(result) -> str:
 
 
 def test_cli_reports_every_form_and_refuses_in_one_line(tmp_path):
+    """With a (synthetic) ONNX Runtime LUT: each form priced, the LUT's best form made and
+    measured beside the others on the LUT's backend."""
+    predictor = synthetic_predictor("resnet20", 16, lambda op: 1e-4 * op.cin * op.cout)
+    meta = dataclasses.replace(predictor.meta, backend="ort-cpu", fingerprint={"threads": 1},
+                               probe=default_probe(16).arch.to_dict(), reference_ms=1.0)
+    rows = [{**op_row_key(op), "ms": 1e-4 * op.cin * op.cout}
+                                    for cls in shape_classes("resnet20", 16, 10, meta.grid, meta.forms)
+                                    for op in cls.ops()]
+    save_lut(tmp_path / "lut.parquet", meta, rows)
     args = ["stripe", "--family", "resnet20", "--width", "0.25", "--resolution", "16", "--data", "digits",
             "--epochs", "1", "--batch-size", "64", "--train-images", "256", "--backends", "ort-cpu",
             "--windows", "1", "--no-layers", "--images", "8", "--threads", "1"]
-    run = [*args, "--out", str(tmp_path / "run"), "--sr", "0", "--threshold", "0"]
+    run = [*args, "--out", str(tmp_path / "run"), "--lut", str(tmp_path / "lut.parquet"), "--sr", "0",
+           "--threshold", "0"]
     result = runner.invoke(app, run)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert set(report["forms"]) == set(FORMS) and report["stripe_sparsity"] == 0 and report["images"] == 8
+    assert set(report["forms"]) == {*FORMS, "best-ort-cpu"} and report["stripe_sparsity"] == 0
     for form in report["forms"].values():
         assert max(form["max_abs_diff"].values()) <= 1e-4 * max(1.0, report["output_scale"])
         assert form["measured_ms"]["ort-cpu"] > 0 and "ort-cpu" in form["spread_pct"]
+        assert form["predicted_ms"]["ort-cpu"] > 0
     assert len(report["layers"]) == 19 and (tmp_path / "run" / "pruned" / "weights.pt").is_file()
+    assert all(layer["chosen"]["ort-cpu"] in layer["forms"] for layer in report["layers"])
     again = runner.invoke(app, run)
     assert again.exit_code == 0 and json.loads((tmp_path / "run" / "report.json").read_text()) == report
 

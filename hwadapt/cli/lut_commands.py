@@ -35,7 +35,7 @@ def profile(
                                                 "from the fuel gauge (0: no energy column)."),
     seed: int = typer.Option(0),
     forms: str = typer.Option("", help="Also measure the stand-in ops of these export forms, comma-separated op "
-                                       "kinds (kconv,stripes: what `hwadapt stripe` prices)."),
+                                       "kinds (kconv,stripes,tapsum: what `hwadapt stripe` prices)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every measured row."),
 ) -> None:
     """Measure the LUT of a family at a resolution on a backend (resumes an interrupted run)."""

@@ -18,8 +18,9 @@ def stripe(family: str = typer.Option(None, help="Model family to train from scr
            data: str = typer.Option("digits", help=DATA_HELP),
            epochs: int = typer.Option(..., min=1, help="Training epochs with the skeleton."),
            out: Path = typer.Option(..., help="Run folder (re-run the same command to resume)."),
-           lut: Path = typer.Option(None, help="LUT built with --forms kconv,stripes: prices each form and picks "
-                                    "the cheapest per layer (the 'best' form)."),
+           lut: list[Path] = typer.Option([], help="LUT built with --forms kconv,stripes,tapsum, one per backend "
+                                          "(repeat): prices each form and picks the cheapest per layer (the form "
+                                          "best-BACKEND)."),
            width: float = typer.Option(1.0, help="Width multiplier of the family's base network."),
            resolution: int = typer.Option(32, min=1, help="Input side in pixels (from scratch)."),
            sr: float = typer.Option(1e-5, min=0.0, help="L1 strength on the filter skeleton."),
@@ -43,7 +44,7 @@ def stripe(family: str = typer.Option(None, help="Model family to train from scr
 
     set_threads(threads)
     job = StripeJob(out=out, data=data, family=family, width=width, resolution=resolution, checkpoint=checkpoint,
-                    lut=lut, train=TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size,
+                    luts=tuple(lut), train=TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size,
                                                weight_decay=weight_decay, seed=seed),
                     skeleton=SkeletonSettings(sr, threshold), backends=tuple(b for b in backends.split(",") if b),
                     windows=windows, images=images, train_images=train_images, holdout=holdout, layers=layers,
@@ -55,7 +56,7 @@ def stripe(family: str = typer.Option(None, help="Model family to train from scr
     for name, form in report.forms.items():
         times = ", ".join(f"{backend} {ms:.4g} ms ±{form.spread_pct[backend] / 2:.1f}% ({form.speedup[backend]:.2f}x)"
                           for backend, ms in form.measured_ms.items())
-        price = f", predicted {form.predicted_ms:.4g} ms" if form.predicted_ms is not None else ""
+        price = "".join(f", {backend} predicted {ms:.4g} ms" for backend, ms in form.predicted_ms.items())
         console.print(f"  {name:7s} {form.ops:3d} ops, max |diff| {max(form.max_abs_diff.values()):.1e}{price}: {times}",
                       highlight=False)
     console.print(f"-> {out / 'report.json'}")

@@ -20,7 +20,7 @@ class FormFigures:
     max_abs_diff: dict[str, float]  # per runtime (pytorch, onnx, tflite), against the masked PyTorch network
     measured_ms: dict[str, float]  # per backend: the median of its windows
     spread_pct: dict[str, float]  # per backend: how far those windows disagreed
-    predicted_ms: float | None = None  # by the LUT (None without one)
+    predicted_ms: dict[str, float] = field(default_factory=dict)  # per LUT (by its backend)
     speedup: dict[str, float] = field(default_factory=dict)  # per backend: the dense form's time over this one's
 
 
@@ -34,8 +34,8 @@ class LayerFigures:
     total: int  # filters x k x k
     window: str  # rows x columns of the live positions' window ("-": none live, the block bypassed)
     forms: list[str]  # the forms it can take
-    chosen: str | None  # the form the "best" network gives it (None without a LUT)
-    predicted_ms: dict[str, float] = field(default_factory=dict)  # per form, by the LUT
+    chosen: dict[str, str]  # per LUT (by its backend): the form its "best" network gives the layer
+    predicted_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # LUT backend -> form -> ms
     measured_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # backend -> form -> ms, alone
 
 
@@ -58,7 +58,7 @@ class StripeReport:
     forms: dict[str, FormFigures]
     layers: list[LayerFigures]
     bypassed: list[str]  # residual blocks whose second convolution lost every stripe
-    lut: str | None
+    luts: list[str]
     backends: list[str]
     exports: dict[str, str]  # form.format -> file; "checkpoint": the pruned (folded) checkpoint
     notes: list[str] = field(default_factory=list)

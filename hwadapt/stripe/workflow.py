@@ -1,7 +1,7 @@
 """``hwadapt stripe`` as a library call: stripe-wise pruning from scratch or from a
 checkpoint, then the pruned network in every export form, each checked against the
-masked PyTorch network on real images, priced by the LUT (which picks the cheapest form
-per layer: the ``best`` form) and measured end to end on the desktop agents, the whole
+masked PyTorch network on real images, priced by each LUT given (which picks the cheapest form
+per layer: the ``best-BACKEND`` form) and measured end to end on the desktop agents, the whole
 network and each layer alone.
 
 Folder layout::
@@ -47,7 +47,7 @@ from hwadapt.train import TrainConfig, fit
 from hwadapt.train.device import resolve_device
 
 DESKTOP_BACKENDS = ("ort-cpu", "litert-cpu")
-STRIPE_FORMS = ("kconv", "stripes")  # the op kinds whose stand-ins a LUT needs to price the forms
+STRIPE_FORMS = ("kconv", "stripes", "tapsum")  # the op kinds whose stand-ins a LUT needs to price the forms
 LAYER_WINDOWS = 3  # windows behind each layer's figure (a layer alone is a small model: many in one window)
 Graph = tuple[list[Op], OpWeights]
 
@@ -65,7 +65,7 @@ class StripeJob:
     width: float = 1.0
     resolution: int = 32
     checkpoint: Path | None = None
-    lut: Path | None = None  # None: the forms are measured, not priced, and no "best" form is made
+    luts: tuple[Path, ...] = ()  # one per backend at most; none: the forms are measured, not priced
     backends: tuple[str, ...] = DESKTOP_BACKENDS
     windows: int = WINDOWS
     images: int = 64  # test images the forms are compared on
@@ -87,24 +87,28 @@ def starting_network(job: StripeJob, trained: Net | None, num_classes: int) -> t
     return Net(build(job.family, width=job.width, resolution=job.resolution, num_classes=num_classes)), "scratch"
 
 
-def pricing_table(lut: Path | None, net: Net) -> LatencyPredictor | None:
-    """The LUT's predictor, checked to fit the network and to price the stripe forms."""
-    if lut is None:
-        return None
-    predictor = LatencyPredictor.load(lut)
-    predictor.check(net.arch)
-    missing = sorted(set(STRIPE_FORMS) - set(predictor.meta.forms))
-    if missing:
-        raise StripeError(f"{lut} cannot price the stripe forms (no {', '.join(missing)} rows): rebuild it with "
-                          f"`hwadapt profile ... --forms {','.join(STRIPE_FORMS)}`")
-    return predictor
+def pricing_tables(luts: tuple[Path, ...], net: Net) -> dict[str, LatencyPredictor]:
+    """Each LUT's predictor by its backend, checked to fit the network and to price the
+    stripe forms."""
+    predictors: dict[str, LatencyPredictor] = {}
+    for lut in luts:
+        predictor = LatencyPredictor.load(lut)
+        predictor.check(net.arch)
+        missing = sorted(set(STRIPE_FORMS) - set(predictor.meta.forms))
+        if missing:
+            raise StripeError(f"{lut} cannot price the stripe forms (no {', '.join(missing)} rows): rebuild it with "
+                              f"`hwadapt profile ... --forms {','.join(STRIPE_FORMS)}`")
+        if predictor.meta.backend in predictors:
+            raise StripeError(f"two LUTs of {predictor.meta.backend}: give one per backend")
+        predictors[predictor.meta.backend] = predictor
+    return predictors
 
 
 def job_identity(job: StripeJob, net: Net, splits: Splits) -> dict[str, Any]:
     source = file_identity(job.checkpoint / WEIGHTS_FILE) if job.checkpoint else "scratch"
     return {"arch": net.arch.to_dict(), "source": source, "data": splits.source, "holdout": job.holdout,
             "train_images": job.train_images, "train": dataclasses.asdict(job.train),
-            "skeleton": dataclasses.asdict(job.skeleton), "lut": file_identity(job.lut) if job.lut else None,
+            "skeleton": dataclasses.asdict(job.skeleton), "luts": [file_identity(lut) for lut in job.luts],
             "backends": list(job.backends), "windows": job.windows, "images": job.images, "layers": job.layers}
 
 
@@ -118,7 +122,7 @@ def run_stripe(job: StripeJob, reporter: Reporter = QUIET) -> StripeReport:
     net, source = starting_network(job, trained, splits.num_classes)
     if splits.num_classes != net.arch.num_classes:
         raise StripeError(f"{job.data} has {splits.num_classes} classes, the network {net.arch.num_classes}")
-    predictor = pricing_table(job.lut, net)
+    predictors = pricing_tables(job.luts, net)
     identity = job_identity(job, net, splits)
     claim(job.out, identity, "a stripe run")
     if (job.out / REPORT_FILE).is_file():
@@ -131,13 +135,14 @@ def run_stripe(job: StripeJob, reporter: Reporter = QUIET) -> StripeReport:
     save_checkpoint(plain, job.out / "pruned", {"alive": masks})
     layers = pruned_layers(plain, masks)
     ops, weights = lower(plain.arch), folded_weights(plain)
-    choices = cheapest_forms(predictor, layers, ops) if predictor else {}
+    choices = {backend: cheapest_forms(predictor, layers, ops) for backend, predictor in predictors.items()}
     forms = network_forms(ops, weights, layers, choices)
     x = test_images(splits, job.images)
     with torch.no_grad():
         expected = net(x).numpy()
     diffs, exports = check_forms(forms, x, expected, job.out / "exports")
-    measured = {backend: measured_on(job, backend, forms, layers, predictor, reporter) for backend in job.backends}
+    measured = {backend: measured_on(job, backend, forms, layers, predictors.get(backend), reporter)
+                for backend in job.backends}
     report = StripeReport(
         family=net.arch.family, width=net.arch.meta.get("width"), source=source, data=splits.source,
         epochs=job.train.epochs, sr=job.skeleton.sr, threshold=job.skeleton.threshold,
@@ -145,9 +150,9 @@ def run_stripe(job: StripeJob, reporter: Reporter = QUIET) -> StripeReport:
         flops_reduction=1 - pruned_macs(ops, layers) / sum(map(macs, ops)), macs_dense=sum(map(macs, ops)),
         macs_pruned=pruned_macs(ops, layers), test_accuracy=float(summary["test_accuracy"]), images=len(x),
         output_scale=float(np.abs(expected).max()),
-        forms=form_figures(forms, diffs, measured, predictor), layers=layer_figures(layers, choices, predictor,
-                                                                                    ops, measured),
-        bypassed=[layer.name for layer in layers if not layer.stripes], lut=str(job.lut) if job.lut else None,
+        forms=form_figures(forms, diffs, measured, predictors),
+        layers=layer_figures(layers, choices, predictors, ops, measured),
+        bypassed=[layer.name for layer in layers if not layer.stripes], luts=[str(lut) for lut in job.luts],
         backends=list(job.backends), exports={"checkpoint": str(job.out / "pruned"), **exports},
         notes=notes(layers, measured))
     for line in report.notes:
@@ -174,14 +179,16 @@ def cheapest_forms(predictor: LatencyPredictor, layers: list[Layer], ops: list[O
     return {name: min(options, key=options.get) for name, options in prices.items()}
 
 
-def network_forms(ops: list[Op], weights: OpWeights, layers: list[Layer], choices: dict[str, str]) -> dict[str, Graph]:
-    """The network in each form: dense as lowered; every layer in the kernel or stripe form
-    (dense where the form does not apply); the LUT's per-layer choice (with a LUT)."""
+def network_forms(ops: list[Op], weights: OpWeights, layers: list[Layer],
+                  choices: dict[str, dict[str, str]]) -> dict[str, Graph]:
+    """The network in each form: dense as lowered; every layer in one of the other forms
+    (dense where that one does not apply); and per LUT, ``best-BACKEND``: each layer in
+    the form that LUT prices lowest."""
     forms = {"dense": (ops, weights)}
     for form in FORMS[1:]:
         forms[form] = network_form(ops, weights, layers, lambda layer, form=form: form)
-    if choices:
-        forms["best"] = network_form(ops, weights, layers, lambda layer: choices[layer.name])
+    for backend, chosen in choices.items():
+        forms[f"best-{backend}"] = network_form(ops, weights, layers, lambda layer, chosen=chosen: chosen[layer.name])
     return forms
 
 
@@ -232,19 +239,19 @@ def measured_on(job: StripeJob, backend: str, forms: dict[str, Graph], layers: l
 
 
 def form_figures(forms: dict[str, Graph], diffs: dict[str, dict[str, float]], measured: dict[str, Any],
-                 predictor: LatencyPredictor | None) -> dict[str, FormFigures]:
+                 predictors: dict[str, LatencyPredictor]) -> dict[str, FormFigures]:
     figures = {}
     for name, (ops, _) in forms.items():
         ms = {backend: m["networks"][name]["ms"] for backend, m in measured.items()}
         figures[name] = FormFigures(
             ops=len(ops), macs=sum(map(macs, ops)), max_abs_diff=diffs[name], measured_ms=ms,
             spread_pct={backend: m["networks"][name]["spread_pct"] for backend, m in measured.items()},
-            predicted_ms=predictor.price(ops).total_ms if predictor else None,
+            predicted_ms={backend: predictor.price(ops).total_ms for backend, predictor in predictors.items()},
             speedup={backend: m["networks"]["dense"]["ms"] / ms[backend] for backend, m in measured.items()})
     return figures
 
 
-def layer_figures(layers: list[Layer], choices: dict[str, str], predictor: LatencyPredictor | None,
+def layer_figures(layers: list[Layer], choices: dict[str, dict[str, str]], predictors: dict[str, LatencyPredictor],
                   ops: list[Op], measured: dict[str, Any]) -> list[LayerFigures]:
     network_mb = sum(map(weight_mb, ops))
     figures = []
@@ -254,8 +261,10 @@ def layer_figures(layers: list[Layer], choices: dict[str, str], predictor: Laten
         figures.append(LayerFigures(
             name=layer.name, shape=f"{op.cin}->{op.cout} k{op.kernel} s{op.stride} at {op.size}px",
             stripes=layer.stripes, total=layer.total, window=f"{rows}x{cols}" if layer.stripes else "-",
-            forms=list(layer_forms(layer)) if layer.stripes else [], chosen=choices.get(layer.name),
-            predicted_ms=layer_prices(predictor, layer, network_mb) if predictor and layer.stripes else {},
+            forms=list(layer_forms(layer)) if layer.stripes else [],
+            chosen={backend: chosen[layer.name] for backend, chosen in choices.items() if layer.stripes},
+            predicted_ms={backend: layer_prices(predictor, layer, network_mb) for backend, predictor in
+                          predictors.items()} if layer.stripes else {},
             measured_ms={backend: m["layers"].get(layer.name, {}) for backend, m in measured.items()}))
     return figures
 
