@@ -19,9 +19,9 @@ from hwadapt.cli.main import app
 from hwadapt.families import build
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.predictor import LatencyPredictor
-from hwadapt.lut.profile import op_row_key
+from hwadapt.lut.profile import check_forms, op_row_key
 from hwadapt.lut.space import grid_settings, shape_classes
-from hwadapt.lut.store import LutMeta, save_lut
+from hwadapt.lut.store import LutError, LutMeta, save_lut
 from hwadapt.materialize.op_graph import OpGraph
 from hwadapt.materialize.weights import folded_weights
 from hwadapt.measure import default_probe
@@ -208,3 +208,20 @@ def test_cli_reports_every_form_and_refuses_in_one_line(tmp_path):
     assert "give --family" in error_line(runner.invoke(app, ["stripe", "--data", "digits", "--epochs", "1", "--out",
                                                              str(tmp_path / "y")]))
     assert "holds a run with other settings" in error_line(runner.invoke(app, [*run[:-1], "0.5"]))
+
+
+def test_a_lut_with_forms_measures_their_stand_ins_at_every_shape_they_replace():
+    plain = {cls.key for cls in shape_classes("resnet20", 32, 10)}
+    classes = {cls.key: cls for cls in shape_classes("resnet20", 32, 10, forms=("kconv", "stripes", "tapsum"))}
+    assert plain < set(classes)
+    for key, cls in classes.items():
+        if key[0] == "conv" and key[2] == 3:
+            assert ("kconv", key[1], 32, key[3], key[4]) in classes  # a 3x2 window of each 3x3 conv
+            assert ("stripes", *key[1:]) in classes and ("tapsum", *key[1:]) in classes
+    stripes = classes[("stripes", 8, 3, 1, "relu")]
+    assert stripes.cin_grid[0] == 1 and stripes.cin_grid[-1] == 9 * 64  # from one map to every stripe alive
+    assert classes[("tapsum", 8, 3, 1, "relu")].cin_grid == (1, 8, 9)  # slots per filter
+    assert classes[("conv", 32, 3, 1, "relu")].cin_grid[0] == 3  # the stem beside stage 1 keeps its 3 inputs
+    with pytest.raises(LutError, match="--forms winograd: no such export form; the op kinds with stand-ins are "
+                                       "kconv, stripes, tapsum"):
+        check_forms(["winograd"])

@@ -107,10 +107,13 @@ def run_worker(rank: int, plan: GraftPlan, exchange: Exchange, tell: Tell) -> di
         loss = train_steps(net, splits, optimizer, base_lr=config.lr, first_step=epoch * per_epoch, steps=per_epoch,
                            total_steps=per_epoch * config.epochs, batch_size=config.batch_size,
                            rng=np.random.default_rng([config.seed, epoch]))
+        # the epoch's network is evaluated before it is grafted (as the authors test it):
+        # right after a graft its batch norms still hold the statistics of its own weights
+        holdout = evaluate(net, splits.holdout, splits)
         if plan.graft and epoch + 1 < config.epochs:  # the last epoch's network is the result, not grafted
             other = exchange.swap(rank, epoch, {k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
             net.load_state_dict(graft(net.state_dict(), other, plan.settings, pairs))
-        history.append({"epoch": epoch + 1, "loss": loss, "holdout_accuracy": evaluate(net, splits.holdout, splits),
+        history.append({"epoch": epoch + 1, "loss": loss, "holdout_accuracy": holdout,
                         "seconds": time.perf_counter() - started})
         save_checkpoint(net, epoch_dir(plan.out, rank, epoch + 1), {"optimizer": optimizer.state_dict(),
                                                                      "history": history})
