@@ -241,7 +241,8 @@ def swp_tables(setup: Setup, base: dict[str, Any], swp: StripeReport) -> list[st
     lines += ["", "### Per layer, each form alone (measured ms: " + " / ".join(FORM_COLUMNS)
               + "; the LUT's pick per backend)", "",
               "| layer | shape | stripes alive | live window | "
-              + " | ".join(f"{b} | {b} pick" for b in backends) + " |", "|---|---|---|---|" + "---|---|" * len(backends)]
+              + " | ".join(f"{b} | {b} pick" for b in backends) + " |",
+              "|---|---|---|---|" + "---|---|" * len(backends)]
     for layer in swp.layers:
         cells = []
         for b in backends:
@@ -249,8 +250,20 @@ def swp_tables(setup: Setup, base: dict[str, Any], swp: StripeReport) -> list[st
             cells += [" / ".join(f"{ms[f]:.4f}" if f in ms else "-" for f in FORM_COLUMNS), layer.chosen.get(b, "-")]
         lines.append(f"| {layer.name} | {layer.shape} | {layer.stripes}/{layer.total} | {layer.window} | "
                      + " | ".join(cells) + " |")
-    return lines + ["", f"Bypassed blocks (a second convolution lost every stripe): {swp.bypassed or 'none'}. "
-                    + " ".join(swp.notes), ""]
+    lines += ["", f"Bypassed blocks (a second convolution lost every stripe): {swp.bypassed or 'none'}. "
+              + " ".join(swp.notes), ""]
+    priced = [b for b in backends if any(layer.predicted_parts_ms.get(b) for layer in swp.layers)]
+    if priced:
+        lines += ["### Where each form's time goes, by the LUT (µs per op kind: the 1x1 maps, then the shift-add)", "",
+                  "| layer | " + " | ".join(f"{b}: dense | {b}: stripe | {b}: tapsum" for b in priced) + " |",
+                  "|---|" + "---|---|---|" * len(priced)]
+        for layer in swp.layers:
+            parts = [layer.predicted_parts_ms.get(b, {}).get(form, {}) for b in priced for form in ("dense", "stripe",
+                                                                                                  "tapsum")]
+            cells = [" + ".join(f"{kind} {ms * 1000:.1f}" for kind, ms in part.items()) or "-" for part in parts]
+            lines.append(f"| {layer.name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def graft_table(grafted: GraftReport) -> list[str]:

@@ -148,7 +148,8 @@ def test_netadapt_long_term_fine_tune_grafted(tmp_path, toy_lut, toy_checkpoint)
     """``--graft 2``: NetAdapt's result fine-tuned as two grafted copies, the better kept."""
     result = runner.invoke(app, ["adapt", "--checkpoint", str(toy_checkpoint), "--lut", str(toy_lut), "--out",
                                  str(tmp_path / "na"), "--budget-ratio", "0.8", "--data", "digits", "--short-steps",
-                                 "3", "--long-epochs", "2", "--first-step", "0.2", "--batch-size", "64", "--graft", "2"])
+                                 "3", "--long-epochs", "2", "--first-step", "0.2", "--batch-size", "64", "--graft",
+                                 "2"])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "na" / "report.json").read_text())
     assert report["test_accuracy"] > 0

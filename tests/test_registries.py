@@ -32,6 +32,7 @@ EXAMPLES = {
     "stripes": Op("stripes", 40, 6, 9, 3, 2, "relu6", inputs=(-1,)),
     "tapsum": Op("tapsum", 3, 8, 9, 3, 2, "relu", inputs=(-1,)),
 }
+BIASED = ("conv", "dwconv", "fc", "kconv", "stripes", "tapsum")  # kinds whose second array is a bias
 RESOLUTIONS = {"proxyless": 32}  # families checked at another input side than 33
 
 
@@ -64,7 +65,7 @@ def test_every_op_kind_has_an_example():
 def test_op_kind_agrees_in_every_form(kind):
     op = EXAMPLES[kind]
     weights = random_weights([op], seed=1)
-    if kind in ("conv", "dwconv", "fc", "kconv", "stripes", "tapsum"):  # a bias that is not zero, so that it is checked too
+    if kind in BIASED:  # a bias that is not zero, so that it is checked too
         weights[0] = (weights[0][0], np.linspace(-0.5, 0.5, op.cout, dtype=np.float32), *weights[0][2:])
     torch.manual_seed(0)
     inputs = [torch.randn(op.spec.input_shape(op)) for _ in op.inputs]

@@ -197,6 +197,7 @@ def test_cli_reports_every_form_and_refuses_in_one_line(tmp_path):
         assert form["predicted_ms"]["ort-cpu"] > 0
     assert len(report["layers"]) == 19 and (tmp_path / "run" / "pruned" / "weights.pt").is_file()
     assert all(layer["chosen"]["ort-cpu"] in layer["forms"] for layer in report["layers"])
+    assert set(report["layers"][0]["predicted_parts_ms"]["ort-cpu"]["stripe"]) == {"conv", "stripes"}
     again = runner.invoke(app, run)
     assert again.exit_code == 0 and json.loads((tmp_path / "run" / "report.json").read_text()) == report
 

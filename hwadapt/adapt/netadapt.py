@@ -175,9 +175,9 @@ def long_term(loop: Loop, state: dict) -> None:
     if s.long_epochs > 0 and s.graft:
         from hwadapt.graft.workflow import copy_checkpoint, graft_finetune  # grafting builds on this package
 
-        best, result, seconds = graft_finetune(net, loop.splits, s.train_config(s.long_lr, loop.job.seed, s.long_epochs),
-                                               run.root / "graft", s.graft, reporter=loop.reporter,
-                                               device=str(loop.job.device))
+        config = s.train_config(s.long_lr, loop.job.seed, s.long_epochs)
+        best, result, seconds = graft_finetune(net, loop.splits, config, run.root / "graft", s.graft,
+                                               reporter=loop.reporter, device=str(loop.job.device))
         copy_checkpoint(best, run.final)
         net, _ = load_checkpoint(run.final, loop.job.device)
         holdout = result["holdout_accuracy"]

@@ -51,12 +51,12 @@ def stripe(family: str = typer.Option(None, help="Model family to train from scr
                     device=device)
     with reporter() as progress:
         report = run_stripe(job, progress)
-    console.print(f"{report.family}: {report.stripe_sparsity:.1%} of stripes pruned, FLOPs -{report.flops_reduction:.1%}, "
-                  f"test accuracy {report.test_accuracy:.4f}", highlight=False)
+    console.print(f"{report.family}: {report.stripe_sparsity:.1%} of stripes pruned, FLOPs "
+                  f"-{report.flops_reduction:.1%}, test accuracy {report.test_accuracy:.4f}", highlight=False)
     for name, form in report.forms.items():
         times = ", ".join(f"{backend} {ms:.4g} ms ±{form.spread_pct[backend] / 2:.1f}% ({form.speedup[backend]:.2f}x)"
                           for backend, ms in form.measured_ms.items())
         price = "".join(f", {backend} predicted {ms:.4g} ms" for backend, ms in form.predicted_ms.items())
-        console.print(f"  {name:7s} {form.ops:3d} ops, max |diff| {max(form.max_abs_diff.values()):.1e}{price}: {times}",
-                      highlight=False)
+        console.print(f"  {name:7s} {form.ops:3d} ops, max |diff| {max(form.max_abs_diff.values()):.1e}{price}: "
+                      f"{times}", highlight=False)
     console.print(f"-> {out / 'report.json'}")

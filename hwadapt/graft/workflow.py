@@ -107,8 +107,8 @@ def run_graft(job: GraftJob, reporter: Reporter = QUIET) -> GraftReport:
         wall[name] = time.perf_counter() - started
     networks = [{"rank": g["rank"], "lr": g["lr"], "grafted_test_accuracy": g["test_accuracy"],
                  "independent_test_accuracy": i["test_accuracy"], "grafted_holdout_accuracy": g["holdout_accuracy"],
-                 "independent_holdout_accuracy": i["holdout_accuracy"],
-                 "gain": g["test_accuracy"] - i["test_accuracy"]} for g, i in zip(found["grafted"], found["independent"])]
+                 "independent_holdout_accuracy": i["holdout_accuracy"], "gain": g["test_accuracy"] - i["test_accuracy"]}
+                for g, i in zip(found["grafted"], found["independent"])]
     report = GraftReport(job.family, job.width, splits.source, job.nets, job.train.epochs,
                          dataclasses.asdict(job.settings), job.difflr, networks,
                          sum(n["gain"] for n in networks) / len(networks), wall)

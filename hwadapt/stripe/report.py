@@ -36,6 +36,8 @@ class LayerFigures:
     forms: list[str]  # the forms it can take
     chosen: dict[str, str]  # per LUT (by its backend): the form its "best" network gives the layer
     predicted_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # LUT backend -> form -> ms
+    # LUT backend -> form -> op kind -> ms: where a form's time goes (the 1x1 maps, the shift-add)
+    predicted_parts_ms: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     measured_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # backend -> form -> ms, alone
 
 

@@ -166,10 +166,15 @@ def test_images(splits: Splits, count: int) -> torch.Tensor:
     return next(iter(batches(splits.test, splits, count)))[0]
 
 
-def layer_prices(predictor: LatencyPredictor, layer: Layer, network_mb: float) -> dict[str, float]:
-    """Each form of a layer priced by the LUT (its ops' calibrated costs)."""
-    return {form: sum(predictor.op_cost(op, network_mb)[0] for op in standalone(layer, form)[0])
+def layer_parts(predictor: LatencyPredictor, layer: Layer, network_mb: float) -> dict[str, dict[str, float]]:
+    """Each form of a layer priced by the LUT, op by op (its ops' calibrated costs, by kind)."""
+    return {form: {op.kind: predictor.op_cost(op, network_mb)[0] for op in standalone(layer, form)[0]}
             for form in layer_forms(layer)}
+
+
+def layer_prices(predictor: LatencyPredictor, layer: Layer, network_mb: float) -> dict[str, float]:
+    """Each form of a layer priced by the LUT."""
+    return {form: sum(parts.values()) for form, parts in layer_parts(predictor, layer, network_mb).items()}
 
 
 def cheapest_forms(predictor: LatencyPredictor, layers: list[Layer], ops: list[Op]) -> dict[str, str]:
@@ -227,8 +232,9 @@ def measured_on(job: StripeJob, backend: str, forms: dict[str, Graph], layers: l
         by_name = {layer.name: layer for layer in layers}
         if alone:
             reporter.note(f"measuring {len(alone)} layer forms alone on {backend} ...")
-        found = measure_models_in_windows(agent, [graph_writer(*standalone(by_name[name], form)) for name, form in alone],
-                                          probe=probe, windows=min(job.windows, LAYER_WINDOWS)) if alone else []
+        writers = [graph_writer(*standalone(by_name[name], form)) for name, form in alone]
+        found = measure_models_in_windows(agent, writers, probe=probe,
+                                          windows=min(job.windows, LAYER_WINDOWS)) if alone else []
     layer_ms: dict[str, dict[str, float]] = {}
     for (name, form), windows in zip(alone, found):
         layer_ms.setdefault(name, {})[form] = EndToEnd.of(windows).ms
@@ -265,6 +271,8 @@ def layer_figures(layers: list[Layer], choices: dict[str, dict[str, str]], predi
             chosen={backend: chosen[layer.name] for backend, chosen in choices.items() if layer.stripes},
             predicted_ms={backend: layer_prices(predictor, layer, network_mb) for backend, predictor in
                           predictors.items()} if layer.stripes else {},
+            predicted_parts_ms={backend: layer_parts(predictor, layer, network_mb) for backend, predictor in
+                                predictors.items()} if layer.stripes else {},
             measured_ms={backend: m["layers"].get(layer.name, {}) for backend, m in measured.items()}))
     return figures
 
