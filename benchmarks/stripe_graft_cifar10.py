@@ -13,11 +13,10 @@ checkpoints and tables, the results folder only small files):
   4. ``hwadapt graft``: --nets networks grafted in a ring and the same networks alone;
   5. NetAdapt from the dense network to --budget-ratio on the ort-cpu LUT, its long-term
      fine-tune once plain and once grafted (--nets copies);
-  6. stages 2-3 again for a wider network (--wide), on a shorter schedule and without LUTs
-     (its forms measured, not priced: a VGG-16 table with its calibration networks costs
-     more than this benchmark's hour): a CIFAR ResNet-20 at half width has layers of 8-32
-     filters, too narrow for a sparse form to pay for its extra op (its measured layers
-     say so), where VGG-16's reach 128 at a quarter width.
+  6. stages 1-3 again for a wider network (--wide), on a shorter schedule: a CIFAR
+     ResNet-20 at half width has layers of 8-32 filters, too narrow for a sparse form to
+     pay for its extra op (its measured layers say so), where VGG-16's reach 128 at a
+     quarter width.
 
     nice -n 19 python benchmarks/stripe_graft_cifar10.py --data ../shared/data/cifar10-jpeg.tar.gz \\
         --work runs/stripe_graft_cifar10 --out benchmarks/results/stripe_graft_cifar10
@@ -180,10 +179,8 @@ def main() -> None:
     with reporter() as progress:
         for setup in setups:
             stage = "6/6 " if setup.tag else ""
-            tables = []
-            if not setup.tag:
-                progress.note(f"1/6 LUTs of {setup.family} at {RESOLUTION} px with the stripe forms")
-                tables = stages.run("luts_s", luts, args, setup.family, progress)
+            progress.note(f"{stage or '1/6 '}LUTs of {setup.family} at {RESOLUTION} px with the stripe forms")
+            tables = stages.run(f"luts{setup.tag}_s", luts, args, setup.family, progress)
             progress.note(f"{stage or '2/6 '}dense {setup.family} x{setup.width:g}, {setup.epochs} epochs on "
                           f"{setup.images} images")
             base = stages.run(f"dense{setup.tag}_s", dense, args, setup, progress)
