@@ -20,7 +20,7 @@ class FormFigures:
     max_abs_diff: dict[str, float]  # per runtime (pytorch, onnx, tflite), against the masked PyTorch network
     measured_ms: dict[str, float]  # per backend: the median of its windows
     spread_pct: dict[str, float]  # per backend: how far those windows disagreed
-    predicted_ms: dict[str, float] = field(default_factory=dict)  # per LUT (by its backend)
+    predicted_ms: dict[str, float] = field(default_factory=dict)  # per LUT (by its backend), calibrated
     speedup: dict[str, float] = field(default_factory=dict)  # per backend: the dense form's time over this one's
 
 
@@ -35,7 +35,8 @@ class LayerFigures:
     window: str  # rows x columns of the live positions' window ("-": none live, the block bypassed)
     forms: list[str]  # the forms it can take
     chosen: dict[str, str]  # per LUT (by its backend): the form its "best" network gives the layer
-    predicted_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # LUT backend -> form -> ms
+    # LUT backend -> form -> ms: its ops' standalone times in the LUT (what the "best" form picks by)
+    predicted_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     # LUT backend -> form -> op kind -> ms: where a form's time goes (the 1x1 maps, the shift-add)
     predicted_parts_ms: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     measured_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # backend -> form -> ms, alone

@@ -167,18 +167,23 @@ def test_images(splits: Splits, count: int) -> torch.Tensor:
 
 
 def layer_parts(predictor: LatencyPredictor, layer: Layer, network_mb: float) -> dict[str, dict[str, float]]:
-    """Each form of a layer priced by the LUT, op by op (its ops' calibrated costs, by kind)."""
-    return {form: {op.kind: predictor.op_cost(op, network_mb)[0] for op in standalone(layer, form)[0]}
+    """Each form of a layer priced by the LUT, op by op (by kind): the ops' standalone times
+    as the table measured them. Not their calibrated costs: the calibration is fitted on
+    whole networks of the family, where a form's extra small ops never appear, and on a
+    fixed-depth family its terms trade off freely (ONNX Runtime's VGG-16 table fitted a
+    concave term that priced every small op below zero)."""
+    table = predictor.naive_sum()
+    return {form: {op.kind: table.op_cost(op, network_mb)[0] for op in standalone(layer, form)[0]}
             for form in layer_forms(layer)}
 
 
 def layer_prices(predictor: LatencyPredictor, layer: Layer, network_mb: float) -> dict[str, float]:
-    """Each form of a layer priced by the LUT."""
+    """Each form of a layer priced by the LUT (:func:`layer_parts`)."""
     return {form: sum(parts.values()) for form, parts in layer_parts(predictor, layer, network_mb).items()}
 
 
 def cheapest_forms(predictor: LatencyPredictor, layers: list[Layer], ops: list[Op]) -> dict[str, str]:
-    """The form the LUT prices lowest, per live layer."""
+    """The form the LUT prices lowest, per live layer (:func:`layer_prices`)."""
     network_mb = sum(map(weight_mb, ops))
     prices = {layer.name: layer_prices(predictor, layer, network_mb) for layer in layers if layer.stripes}
     return {name: min(options, key=options.get) for name, options in prices.items()}
