@@ -17,6 +17,7 @@ from hwadapt.materialize.op_graph import OpGraph
 from hwadapt.materialize.tflite_export import ops_to_tflite
 from hwadapt.materialize.weights import folded_weights, random_weights
 from hwadapt.ops import OP_KINDS, Op, OpKindError, op_kind
+from hwadapt.ops.kconv import window_code
 
 # one op of each kind, at a shape that exercises SAME padding; a kind registered without one fails
 EXAMPLES = {
@@ -27,7 +28,11 @@ EXAMPLES = {
     "fc": Op("fc", 24, 10, 1, inputs=(-1,)),
     "maxpool": Op("maxpool", 8, 8, 9, 3, 2, inputs=(-1,)),
     "clip": Op("clip", 12, 12, 5, act="relu6", inputs=(-1,)),
+    "kconv": Op("kconv", 8, 12, 9, window_code(3, 2), 2, "relu", inputs=(-1,)),
+    "stripes": Op("stripes", 40, 6, 9, 3, 2, "relu6", inputs=(-1,)),
+    "tapsum": Op("tapsum", 3, 8, 9, 3, 2, "relu", inputs=(-1,)),
 }
+BIASED = ("conv", "dwconv", "fc", "kconv", "stripes", "tapsum")  # kinds whose second array is a bias
 RESOLUTIONS = {"proxyless": 32}  # families checked at another input side than 33
 
 
@@ -60,7 +65,7 @@ def test_every_op_kind_has_an_example():
 def test_op_kind_agrees_in_every_form(kind):
     op = EXAMPLES[kind]
     weights = random_weights([op], seed=1)
-    if kind in ("conv", "dwconv", "fc"):  # a bias that is not zero, so that it is checked too
+    if kind in BIASED:  # a bias that is not zero, so that it is checked too
         weights[0] = (weights[0][0], np.linspace(-0.5, 0.5, op.cout, dtype=np.float32), *weights[0][2:])
     torch.manual_seed(0)
     inputs = [torch.randn(op.spec.input_shape(op)) for _ in op.inputs]

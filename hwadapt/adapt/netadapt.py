@@ -42,6 +42,8 @@ class NetAdaptSettings:
     max_iters: int = setting(100, "Iterations at most.")
     batch_size: int = setting(128, "Fine-tuning batch size.")
     weight_decay: float = setting(1e-4, "Fine-tuning weight decay.")
+    graft: int = setting(0, "Long-term fine-tune as this many copies grafted in a ring (filter grafting), the best "
+                            "on the holdout kept; 0: one network.")
 
     def __post_init__(self) -> None:
         if self.select not in SELECTIONS:
@@ -50,6 +52,8 @@ class NetAdaptSettings:
             raise MethodError(f"unknown --criterion {self.criterion!r}; use one of {', '.join(CRITERIA)}")
         if not (0 < self.first_step < 1 and 0 < self.decay <= 1):
             raise MethodError("first step must be in (0, 1) and decay in (0, 1]")
+        if self.graft == 1 or self.graft < 0:
+            raise MethodError(f"--graft {self.graft}: grafting needs a ring of 2 networks or more (0: none)")
 
     def train_config(self, lr: float, seed: int, epochs: int = 0) -> TrainConfig:
         return TrainConfig(epochs=epochs, lr=lr, batch_size=self.batch_size, weight_decay=self.weight_decay,
@@ -168,7 +172,16 @@ def long_term(loop: Loop, state: dict) -> None:
     last = state["rows"][-1]
     shutil.rmtree(run.root / "proposals", ignore_errors=True)
     net, _ = load_checkpoint(run.member(last["iteration"]), loop.job.device)
-    if s.long_epochs > 0:
+    if s.long_epochs > 0 and s.graft:
+        from hwadapt.graft.workflow import copy_checkpoint, graft_finetune  # grafting builds on this package
+
+        config = s.train_config(s.long_lr, loop.job.seed, s.long_epochs)
+        best, result, seconds = graft_finetune(net, loop.splits, config, run.root / "graft", s.graft,
+                                               reporter=loop.reporter, device=str(loop.job.device))
+        copy_checkpoint(best, run.final)
+        net, _ = load_checkpoint(run.final, loop.job.device)
+        holdout = result["holdout_accuracy"]
+    elif s.long_epochs > 0:
         summary = fit(net, loop.splits, s.train_config(s.long_lr, loop.job.seed, s.long_epochs), run.final,
                       identity={"from": f"family/{last['iteration']:03d}"}, reporter=loop.reporter)
         holdout = summary["holdout_accuracy"]

@@ -103,9 +103,9 @@ def subsets(splits: Splits, train_images: int | None, holdout_images: int | None
     return splits
 
 
-def claim(out: Path, identity: dict[str, Any]) -> None:
+def claim(out: Path, identity: dict[str, Any], what: str = "an adapt run") -> None:
     """Make ``out`` this job's folder, or check that it is: a folder holding another job,
-    or files of something else, is refused untouched."""
+    or files of something else (not ``what``), is refused untouched."""
     job_file = out / JOB_FILE
     if job_file.is_file():
         if json.loads(job_file.read_text()) != identity:
@@ -113,7 +113,7 @@ def claim(out: Path, identity: dict[str, Any]) -> None:
                              "(or the original arguments to resume it)")
         return
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise AdaptError(f"{out} exists and is not an adapt run; choose another --out")
+        raise AdaptError(f"{out} exists and is not {what}; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     write_json(job_file, identity)
 

@@ -34,6 +34,8 @@ def profile(
     energy_secs: float = typer.Option(0.0, help="Android: seconds of inference per row to read energy "
                                                 "from the fuel gauge (0: no energy column)."),
     seed: int = typer.Option(0),
+    forms: str = typer.Option("", help="Also measure the stand-in ops of these export forms, comma-separated op "
+                                       "kinds (kconv,stripes,tapsum: what `hwadapt stripe` prices)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every measured row."),
 ) -> None:
     """Measure the LUT of a family at a resolution on a backend (resumes an interrupted run)."""
@@ -55,7 +57,8 @@ def profile(
         options["energy_secs"] = energy_secs
     with make_agent(backend.value, **options) as agent, reporter() as progress:
         meta = build_lut(agent, family, resolution, out, num_classes=num_classes,
-                         calibration_models=calibration_models, seed=seed, reporter=progress)
+                         calibration_models=calibration_models, seed=seed, reporter=progress,
+                         forms=[f for f in forms.split(",") if f])
     fit = meta.calibration.get("fit_mape")
     console.print(f"wrote {out} ({meta.rows} rows); calibration on {meta.calibration.get('models')} "
                   f"models, in-sample MAPE {fit:.2f}%" if fit is not None else f"wrote {out} ({meta.rows} rows)")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import typer
 
-from hwadapt.cli import adapt_commands, device_commands, lut_commands, rm_commands, search_commands
-from hwadapt.cli import lottery_commands
+from hwadapt.cli import (adapt_commands, device_commands, graft_commands, lottery_commands, lut_commands, rm_commands,
+                         search_commands, stripe_commands)
 from hwadapt.cli.common import friendly_errors
 from hwadapt.cli.method_options import with_settings
 
@@ -32,5 +32,7 @@ app.command("search")(friendly_errors(search_commands.search))
 app.command("rm")(friendly_errors(rm_commands.rm))
 app.command("lottery")(friendly_errors(lottery_commands.lottery))
 app.command("supermask")(friendly_errors(lottery_commands.supermask))
+app.command("stripe")(friendly_errors(stripe_commands.stripe))
+app.command("graft")(friendly_errors(graft_commands.graft))
 app.command("devices")(friendly_errors(device_commands.devices))
 device_app.command("serve")(friendly_errors(device_commands.serve))

@@ -157,6 +157,9 @@ def fit_features(X: np.ndarray, y: np.ndarray, cache_mb: float | None, weights: 
     coef = np.zeros(len(names))
     coef[used] = solution.x
     predicted = X @ coef
+    # a scale group no calibration network holds (a form's own op, such as ``stripes``)
+    # prices its ops at their standalone time, as the ridge's prior would: not at nothing
+    coef[[j for j, name in enumerate(names) if name in scale_groups() and not used[j]]] = 1.0
     return {"coef": dict(zip(names, map(float, coef))), "models": int(len(y)),
             "fit_mape": float(np.mean(np.abs(predicted - y) / y) * 100),
             "cache_mb": cache_mb if used[spill] else None}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hwadapt.arch.lowering import lower
 from hwadapt.arch.spec import Arch
-from hwadapt.lut.calibrate import feature_names, identity_calibration, spilled_mb, weight_mb
+from hwadapt.lut.calibrate import feature_names, identity_calibration, scale_groups, spilled_mb, weight_mb
 from hwadapt.lut.lookup import OpLookup
 from hwadapt.lut.store import LutError, LutMeta, load_lut
 from hwadapt.measure import Target
@@ -37,7 +37,9 @@ class LatencyPredictor:
     def __init__(self, meta: LutMeta, lookup: OpLookup, force: bool = False) -> None:
         self.meta, self.lookup, self.force = meta, lookup, force
         calibration = meta.calibration or identity_calibration()
-        self.coef = {name: float(calibration["coef"].get(name, 0.0)) for name in feature_names()}
+        # a scale group a table's fit does not name is priced at its standalone time
+        self.coef = {name: float(calibration["coef"].get(name, 1.0 if name in scale_groups() else 0.0))
+                     for name in feature_names()}
         self.cache_mb = calibration.get("cache_mb")  # None: no spill term (or a table fitted without one)
 
     @classmethod
@@ -74,15 +76,20 @@ class LatencyPredictor:
 
     def predict(self, arch: Arch) -> Prediction:
         self.check(arch)
-        ops = lower(arch)
+        return self.price(lower(arch), len(arch.blocks))
+
+    def price(self, ops: list[Op], blocks: int | None = None) -> Prediction:
+        """The price of an op list: ``lower(arch)`` or another export form of a network of
+        the table's family and resolution (``blocks``: how many blocks its ops' ``block``
+        fields count; None: as many as they name)."""
         network_mb = sum(map(weight_mb, ops))
         costs, flags = zip(*(self.op_cost(op, network_mb) for op in ops))
-        blocks = [0.0] * len(arch.blocks)
+        per_block = [0.0] * (max(op.block for op in ops) + 1 if blocks is None else blocks)
         for op, cost in zip(ops, costs):
             if op.block >= 0:
-                blocks[op.block] += cost
+                per_block[op.block] += cost
         fixed = self.coef["const"] + sum(c for op, c in zip(ops, costs) if op.block < 0)
-        return Prediction(fixed + sum(blocks), fixed, list(costs), blocks, any(flags))
+        return Prediction(fixed + sum(per_block), fixed, list(costs), per_block, any(flags))
 
     def predict_ms(self, arch: Arch) -> float:
         return self.predict(arch).total_ms

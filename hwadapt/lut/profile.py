@@ -33,7 +33,7 @@ from hwadapt.materialize import export, save_ops
 from hwadapt.materialize.weights import random_weights
 from hwadapt.measure import (BATCH_SIZE, MAX_WINDOWS, TARGET_FIELDS, WINDOWS, MeasurePlan, Measurement,
                              default_plan, default_probe, measure_sessions, median_level, settled, target_fingerprint)
-from hwadapt.ops import Op
+from hwadapt.ops import OP_KINDS, Op, OpKind
 from hwadapt.progress import QUIET, Reporter
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,17 @@ class Job:
         return path if path.exists() else export(self.arch, fmt, path)
 
 
+def check_forms(forms: tuple[str, ...] | list[str]) -> list[str]:
+    """``forms`` as a table records them; an error naming the kinds that have stand-ins
+    for any other."""
+    offered = sorted(name for name, kind in OP_KINDS.items() if type(kind).stand_ins is not OpKind.stand_ins)
+    unknown = sorted(set(forms) - set(offered))
+    if unknown:
+        raise LutError(f"--forms {','.join(unknown)}: no such export form; the op kinds with stand-ins are "
+                       f"{', '.join(offered)}")
+    return sorted(set(forms))
+
+
 def op_row_key(op: Op) -> dict[str, Any]:
     return {"kind": op.kind, "size": op.size, "kernel": op.kernel, "stride": op.stride,
             "act": op.act, "cin": op.cin, "cout": op.cout, "arch": ""}
@@ -78,7 +89,8 @@ def plan_jobs(meta: LutMeta) -> list[Job]:
     """Every row the table ``meta`` describes: its grid points and its calibration networks."""
     draw = table_draw(meta)
     jobs = [Job(row_key(op_row_key(op)), op=op)
-            for cls in shape_classes(meta.family, meta.resolution, meta.num_classes, meta.grid) for op in cls.ops()]
+            for cls in shape_classes(meta.family, meta.resolution, meta.num_classes, meta.grid, meta.forms)
+            for op in cls.ops()]
     jobs += [Job(row_key(model_row_key(arch)), arch=arch) for arch, _ in calibration_set(
         meta.family, meta.resolution, meta.num_classes, draw["count"], draw["seed"], draw["shrunk"])]
     unique = {job.key: job for job in jobs}  # a random draw can repeat a network: measure it once
@@ -163,18 +175,20 @@ def _start(path: Path, fresh: LutMeta, reporter: Reporter) -> tuple[LutMeta, lis
 def build_lut(agent: DeviceAgent, family: str, resolution: int, out_path: str | Path, *,
               num_classes: int = 10, calibration_models: int | None = None, seed: int = 0,
               plan: MeasurePlan | None = None, batch_size: int = 12, reporter: Reporter = QUIET,
-              grid: dict[str, int] | None = None) -> LutMeta:
+              grid: dict[str, int] | None = None, forms: tuple[str, ...] | list[str] = ()) -> LutMeta:
     """Measure (or finish measuring) the LUT of ``family`` at ``resolution`` on ``agent``
     (``grid``: overrides of the family's grid settings; ``calibration_models``: None for
-    :func:`~hwadapt.lut.calibration_set.default_calibration_models`)."""
+    :func:`~hwadapt.lut.calibration_set.default_calibration_models`; ``forms``: op kinds
+    whose stand-in ops the table measures too, so that it prices those export forms)."""
     path, plan = Path(out_path), plan or default_plan(agent)
     count = default_calibration_models(resolution) if calibration_models is None else calibration_models
     probe = default_probe(resolution)
     fresh = LutMeta(family, resolution, num_classes, agent.backend, target_fingerprint(agent, plan),
                     probe.arch.to_dict(), grid={**grid_settings(family, agent.backend), **(grid or {})},
-                    calibration_draw=new_draw(count, seed))
+                    calibration_draw=new_draw(count, seed), forms=check_forms(forms))
     meta, rows = _start(path, fresh, reporter)
-    meta.grid = fresh.grid  # the jobs below are planned on the current grid; a resumed table keeps its draw
+    # the jobs below are planned on the current grid and forms; a resumed table keeps its draw
+    meta.grid, meta.forms = fresh.grid, sorted(set(meta.forms) | set(fresh.forms))
     done = {row_key(r) for r in rows}
     jobs = [j for j in plan_jobs(meta) if j.key not in done]
     random.Random(seed).shuffle(jobs)

@@ -90,36 +90,73 @@ class ShapeClass:
         return [standalone_op(*self.key, ci, co) for ci, co in pairs]
 
 
+# the grid of a shape class that only an export form's stand-in ops reach (``forms``): a
+# stripe form's maps run to k*k times a layer's filters, and a form's LUT rows are checked
+# by measuring the forms themselves, so four points per axis
+STAND_IN_GRID = {"granularity": 8, "dense_until": 8, "points": 4, "period": 0}
+
+
+def stand_in_ops(ops: list[Op], forms: tuple[str, ...] | list[str]) -> list[Op]:
+    """The ops that the export forms of the op kinds ``forms`` put in place of ``ops``
+    (:meth:`~hwadapt.ops.OpKind.stand_ins`)."""
+    return [alt for kind in forms for op in ops for alt in op_kind(kind).stand_ins(op)]
+
+
+@dataclass
+class _Extent:
+    """How far the ops of one shape class reach: the narrowest and widest of each axis,
+    and whether every one reads the network's input."""
+
+    cin: tuple[int, int]
+    cout: tuple[int, int]
+    fixed_in: bool
+
+    def add(self, op: Op) -> None:
+        self.cin = (min(self.cin[0], op.cin), max(self.cin[1], op.cin))
+        self.cout = (min(self.cout[0], op.cout), max(self.cout[1], op.cout))
+        self.fixed_in = self.fixed_in and op.inputs == (-1,)  # the network input (the stem's) is not prunable
+
+
+def _extents(ops: list[Op]) -> dict[tuple, _Extent]:
+    found: dict[tuple, _Extent] = {}
+    for op in ops:
+        if op.shape_class in found:
+            found[op.shape_class].add(op)
+        else:
+            found[op.shape_class] = _Extent((op.cin, op.cin), (op.cout, op.cout), op.inputs == (-1,))
+    return found
+
+
+def _axis(reach: tuple[int, int], **settings: int) -> tuple[int, ...]:
+    """The grid of an axis up to its widest width, with its narrowest where that falls below
+    the grid: a stem sharing its shape class with later layers (a CIFAR ResNet's first
+    stage), a stripe form left with a few maps."""
+    grid = channel_grid(reach[1], **settings)
+    return tuple(sorted(set(grid) | {reach[0]}) if reach[0] < grid[0] else grid)
+
+
 def shape_classes(family: str, resolution: int, num_classes: int,
-                  grid: dict[str, int] | None = None) -> list[ShapeClass]:
+                  grid: dict[str, int] | None = None, forms: tuple[str, ...] | list[str] = ()) -> list[ShapeClass]:
     """The shape classes of a family, each with its channel grids (``grid``: settings as
-    :func:`grid_settings` gives them; the family's default)."""
-    top: dict[tuple, list[int]] = {}
-    fixed_in: dict[tuple, bool] = {}
-    network_inputs: dict[tuple, set[int]] = {}  # input widths of the class's ops that read the network input
-    for op in reachable_ops(family, resolution, num_classes):
-        key = op.shape_class
-        hi = top.setdefault(key, [0, 0])
-        hi[0], hi[1] = max(hi[0], op.cin), max(hi[1], op.cout)
-        # the network input (the stem's) is not prunable
-        fixed_in[key] = fixed_in.get(key, True) and op.inputs == (-1,)
-        if op.inputs == (-1,):
-            network_inputs.setdefault(key, set()).add(op.cin)
-    settings = {k: v for k, v in (grid or grid_settings(family)).items() if k in GRID_KEYS}
-    # a two-axis op's input axis has its own period: residue points there multiply a 2-D grid
-    input_period = settings.pop("input_period")
-    input_axis = {**settings, "period": input_period}
+    :func:`grid_settings` gives them; the family's default), and those of the stand-in
+    ops of the export forms ``forms`` (op kinds), on :data:`STAND_IN_GRID` where the
+    family reaches none of their shapes."""
+    ops = reachable_ops(family, resolution, num_classes)
+    extra = stand_in_ops(ops, forms)
+    only_forms = set(_extents(extra)) - set(_extents(ops))
+    family_settings = {k: v for k, v in (grid or grid_settings(family)).items() if k in GRID_KEYS}
     classes = []
-    for key, (cin, cout) in sorted(top.items()):
+    for key, reach in sorted(_extents(ops + extra).items()):
+        settings = dict(STAND_IN_GRID, input_period=0) if key in only_forms else dict(family_settings)
+        # a two-axis op's input axis has its own period: residue points there multiply a 2-D grid
+        input_period = settings.pop("input_period", 0)
+        input_axis = {**settings, "period": input_period}
         spec = op_kind(key[0])
         if spec.one_axis:
-            cin_grid = tuple(channel_grid(cin, **settings))
+            cin_grid = _axis(reach.cin, **settings)
         else:
-            # a class shared by the stem and later ops (a CIFAR ResNet's 3x3 stride-1 convs) also
-            # needs the stem's input width, which no channel grid reaches
-            cin_grid = (cin,) if fixed_in[key] else tuple(sorted(set(channel_grid(cin, **input_axis))
-                                                                 | network_inputs.get(key, set())))
-        cout_grid = (cout,) if spec.fixed_output else tuple(channel_grid(cout, **settings))
+            cin_grid = (reach.cin[1],) if reach.fixed_in else _axis(reach.cin, **input_axis)
+        cout_grid = (reach.cout[1],) if spec.fixed_output else _axis(reach.cout, **settings)
         classes.append(ShapeClass(*key, cin_grid, cout_grid))
     if not classes:
         raise HwadaptError(f"family {family!r} reaches no operators")

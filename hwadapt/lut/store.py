@@ -43,6 +43,8 @@ class LutMeta:
     calibration: dict[str, Any] = field(default_factory=dict)
     # how the calibration networks were drawn: scheme, count, seed, shrunk
     calibration_draw: dict[str, Any] = field(default_factory=dict)
+    # op kinds whose stand-ins the table also measures, to price export forms (``--forms``)
+    forms: list[str] = field(default_factory=list)
     format: int = LUT_FORMAT
     digest: str = ""
     rows: int = 0

@@ -17,8 +17,10 @@ from pathlib import Path
 from device_agents.base import DeviceAgent
 from hwadapt.arch.spec import Arch
 from hwadapt.families import build
-from hwadapt.materialize import export
+from hwadapt.materialize import export, save_ops
+from hwadapt.materialize.weights import OpWeights
 from hwadapt.measure.protocol import MeasurePlan, Measurement, measure_paths
+from hwadapt.ops import Op
 
 PROBE_FAMILY, PROBE_WIDTH, PROBE_CLASSES = "mobilenet_v1", 0.5, 10
 # separate windows behind every end-to-end figure (at least); the median is kept. Five, not
@@ -51,17 +53,35 @@ def default_probe(resolution: int) -> Probe:
     return Probe(build(PROBE_FAMILY, width=PROBE_WIDTH, resolution=resolution, num_classes=PROBE_CLASSES))
 
 
+ModelWriter = Callable[[str, Path], Path]  # writes one model in a format ("onnx", "tflite") at a path
+
+
+def arch_writer(arch: Arch, net=None) -> ModelWriter:
+    """A writer of ``arch`` (with the trained weights of ``net``; random if None)."""
+    return lambda fmt, path: export(arch, fmt, path, net=net)
+
+
+def graph_writer(ops: list[Op], weights: OpWeights) -> ModelWriter:
+    """A writer of an op list with its deployed weights (an export form of a network)."""
+    return lambda fmt, path: save_ops(ops, weights, fmt, path)
+
+
+def measure_models(agent: DeviceAgent, writers: Sequence[ModelWriter], plan: MeasurePlan | None = None,
+                   probe: Probe | None = None, on_round: Callable[[], None] | None = None) -> list[Measurement]:
+    """Write each model in the agent's format and measure them together, end to end."""
+    with tempfile.TemporaryDirectory(prefix="hwadapt-measure-") as tmp:
+        suffix = agent.model_format
+        paths = [write(suffix, Path(tmp) / f"model{i}.{suffix}") for i, write in enumerate(writers)]
+        probe_path = export(probe.arch, suffix, Path(tmp) / f"probe.{suffix}") if probe else None
+        return measure_paths(agent, paths, plan, probe_path, probe.reference_ms if probe else None, on_round)
+
+
 def measure_archs(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence | None = None,
                   plan: MeasurePlan | None = None, probe: Probe | None = None,
                   on_round: Callable[[], None] | None = None) -> list[Measurement]:
     """Export each architecture in the agent's format and measure them together, end to end."""
     nets = list(nets) if nets is not None else [None] * len(archs)
-    with tempfile.TemporaryDirectory(prefix="hwadapt-measure-") as tmp:
-        suffix = agent.model_format
-        paths = [export(a, suffix, Path(tmp) / f"model{i}.{suffix}", net=n)
-                 for i, (a, n) in enumerate(zip(archs, nets))]
-        probe_path = export(probe.arch, suffix, Path(tmp) / f"probe.{suffix}") if probe else None
-        return measure_paths(agent, paths, plan, probe_path, probe.reference_ms if probe else None, on_round)
+    return measure_models(agent, [arch_writer(a, n) for a, n in zip(archs, nets)], plan, probe, on_round)
 
 
 def measure_arch(agent: DeviceAgent, arch: Arch, net=None, plan: MeasurePlan | None = None,
@@ -75,39 +95,58 @@ def measure_in_windows(agent: DeviceAgent, archs: Sequence[Arch], nets: Sequence
                        batch_size: int = BATCH_SIZE, on_batch: Callable[[int, int], None] | None = None,
                        max_windows: int = MAX_WINDOWS, settle_pct: float = SETTLE_PCT,
                        gate_pct: float | None = GATE_PCT, patience_s: float = PATIENCE_S) -> list[list[Measurement]]:
-    """Each architecture's measurements in separate windows (batches of ``batch_size``, in
+    """Each architecture's measurements in separate windows (:func:`windows_of`)."""
+    archs, nets = list(archs), list(nets) if nets is not None else [None] * len(archs)
+    return windows_of(lambda batch: measure_archs(agent, [archs[i] for i in batch], [nets[i] for i in batch], plan,
+                                                  probe),
+                      len(archs), windows, batch_size, on_batch, max_windows, settle_pct, gate_pct, patience_s)
+
+
+def measure_models_in_windows(agent: DeviceAgent, writers: Sequence[ModelWriter], plan: MeasurePlan | None = None,
+                              probe: Probe | None = None, windows: int = WINDOWS,
+                              batch_size: int = BATCH_SIZE) -> list[list[Measurement]]:
+    """Each model's measurements in separate windows (:func:`windows_of`)."""
+    writers = list(writers)
+    return windows_of(lambda batch: measure_models(agent, [writers[i] for i in batch], plan, probe),
+                      len(writers), windows, batch_size)
+
+
+def windows_of(measure_batch: Callable[[list[int]], list[Measurement]], count: int, windows: int = WINDOWS,
+               batch_size: int = BATCH_SIZE, on_batch: Callable[[int, int], None] | None = None,
+               max_windows: int = MAX_WINDOWS, settle_pct: float = SETTLE_PCT,
+               gate_pct: float | None = GATE_PCT, patience_s: float = PATIENCE_S) -> list[list[Measurement]]:
+    """Each of ``count`` models' measurements in separate windows (``measure_batch`` measures
+    the models of the given indices together, in one window; batches of ``batch_size``, in
     reverse order on alternate windows); take :func:`median_window` (with the same
     ``gate_pct``).
 
-    Every network gets ``windows``; one
+    Every model gets ``windows``; one
     with fewer than ``windows`` inside the probe gate (:func:`kept_windows`), or whose
     kept windows beside the median still disagree by more than ``settle_pct``, gets two
     more, up to ``max_windows``. Past that, one with fewer than ``MIN_KEPT`` inside the
     gate gets more, waiting out a slow stretch, for as long as the call took until then
     and at most ``patience_s``. ``on_batch(done, planned)`` counts measurements."""
-    archs, nets = list(archs), list(nets) if nets is not None else [None] * len(archs)
-    by_arch: list[list[Measurement]] = [[] for _ in archs]
-    pending, index, planned, deadline = list(range(len(archs))), 0, windows * len(archs), None
+    found_by: list[list[Measurement]] = [[] for _ in range(count)]
+    pending, index, planned, deadline = list(range(count)), 0, windows * count, None
     started = time.monotonic()
     while pending:
         batches = [pending[start:start + batch_size] for start in range(0, len(pending), batch_size)]
         for batch in (batches if index % 2 == 0 else batches[::-1]):
-            found = measure_archs(agent, [archs[i] for i in batch], [nets[i] for i in batch], plan, probe)
-            for i, m in zip(batch, found):
-                by_arch[i].append(m)
+            for i, m in zip(batch, measure_batch(batch)):
+                found_by[i].append(m)
             if on_batch:
-                on_batch(sum(map(len, by_arch)), planned)
+                on_batch(sum(map(len, found_by)), planned)
         index += 1
         if index >= max_windows:
             now = time.monotonic()
             if deadline is None:
                 deadline = now + min(patience_s, now - started)
-            pending = [i for i in pending if _starved(by_arch[i], gate_pct) and now < deadline]
+            pending = [i for i in pending if _starved(found_by[i], gate_pct) and now < deadline]
             planned += len(pending)
         elif index >= windows and (index - windows) % 2 == 0:
-            pending = [i for i in pending if not _done(by_arch[i], windows, settle_pct, gate_pct)]
+            pending = [i for i in pending if not _done(found_by[i], windows, settle_pct, gate_pct)]
             planned += 2 * len(pending)
-    return by_arch
+    return found_by
 
 
 def _done(found: Sequence[Measurement], windows: int, settle_pct: float, gate_pct: float | None) -> bool:

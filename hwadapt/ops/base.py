@@ -149,6 +149,12 @@ class OpKind:
         return (rng.standard_normal(weight).astype(np.float32) * np.float32(np.sqrt(2.0 / fan_in)),
                 *(np.zeros(shape, np.float32) for shape in shapes[1:]))
 
+    def stand_ins(self, op: Op) -> list[Op]:
+        """The ops that can replace ``op`` in another export form of its layer, this kind's
+        and those it needs beside it, at their widest: what a LUT measures so that the
+        predictor prices that form (``hwadapt profile --forms``). None by default."""
+        return []
+
     # -- the three forms --------------------------------------------------------------
     def torch(self, op: Op, inputs: Sequence[torch.Tensor], weights: Sequence[torch.Tensor]) -> torch.Tensor:
         """The op on NCHW tensors (batch any), with its deployed (folded) weights."""

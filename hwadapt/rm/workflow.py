@@ -13,6 +13,7 @@ import torch
 from hwadapt.arch.lowering import lower
 from hwadapt.data import batches, load_dataset
 from hwadapt.materialize import FORMATS, export
+from hwadapt.materialize.run import run_model
 from hwadapt.materialize.torch_net import Net, load_checkpoint, save_checkpoint
 from hwadapt.rm.convert import reparameterize
 from hwadapt.rm.structure import RmError
@@ -73,22 +74,10 @@ def op_counts(net: Net) -> dict[str, int]:
 
 def form_outputs(net: Net, x: torch.Tensor, folder: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """``net``'s outputs on ``x`` in PyTorch and from its exported ONNX and TFLite files."""
-    import onnxruntime as ort
-    from ai_edge_litert.interpreter import Interpreter
-
     with torch.no_grad():
         outputs = {"pytorch": net(x).numpy()}
     files = {fmt: str(export(net.arch, fmt, folder / f"model.{fmt}", net=net)) for fmt in FORMATS}
-    session = ort.InferenceSession(files["onnx"], providers=["CPUExecutionProvider"])
-    outputs["onnx"] = np.concatenate([session.run(None, {"input0": x[i:i + 1].numpy()})[0] for i in range(len(x))])
-    interpreter = Interpreter(model_path=files["tflite"])
-    interpreter.allocate_tensors()
-    rows = []
-    for i in range(len(x)):
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[i:i + 1].numpy().transpose(0, 2, 3, 1))
-        interpreter.invoke()
-        rows.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
-    outputs["tflite"] = np.concatenate(rows)
+    outputs.update({fmt: run_model(path, x.numpy()) for fmt, path in files.items()})
     return outputs, files
 
 

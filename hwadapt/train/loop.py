@@ -17,7 +17,7 @@ from torch import nn
 
 from hwadapt.data import ImageSet, Splits, batches
 from hwadapt.errors import HwadaptError
-from hwadapt.materialize.torch_net import WEIGHTS_FILE, Net, load_checkpoint, save_checkpoint
+from hwadapt.materialize.torch_net import WEIGHTS_FILE, Net, read_weights, save_checkpoint
 from hwadapt.progress import QUIET, Reporter
 from hwadapt.train.device import autocast, device_of, on_device
 
@@ -123,21 +123,21 @@ def finetune(net: nn.Module, splits: Splits, steps: int, *, lr: float, config: T
                        batch_size=config.batch_size, rng=np.random.default_rng(seed), reporter=reporter, task=task)
 
 
-def _resume_state(out: Path, identity: dict) -> tuple[Net | None, dict]:
-    """The checkpoint in ``out`` if it belongs to this run; an error if it belongs to another."""
+def _resume_state(out: Path, identity: dict) -> dict:
+    """The saved payload in ``out`` (state_dict and extra) if it belongs to this run ({}
+    before its first epoch); an error if it belongs to another."""
     summary = out / SUMMARY_FILE
     if not summary.is_file():
         if out.exists() and any(out.iterdir()):
             raise TrainError(f"{out} exists and is not a training run; choose another --out")
-        return None, {}
+        return {}
     recorded = json.loads(summary.read_text())
     if recorded.get("identity") != identity:
         raise TrainError(f"{out} holds a different training run ({recorded.get('identity')}); "
                          "choose another --out")
     if not (out / WEIGHTS_FILE).is_file():
-        return None, {}
-    net, extra = load_checkpoint(out)
-    return net, extra
+        return {}
+    return read_weights(out / WEIGHTS_FILE)
 
 
 def fit(net: Net, splits: Splits, config: TrainConfig, out: str | Path, *, identity: dict | None = None,
@@ -145,22 +145,25 @@ def fit(net: Net, splits: Splits, config: TrainConfig, out: str | Path, *, ident
     """Train ``net`` for ``config.epochs`` epochs, checkpointing to ``out`` after each one.
 
     Re-running with the same arguments resumes after the last finished epoch (or returns at
-    once when training is complete). Returns the summary written to ``out/train.json``.
+    once when training is complete): the saved state is loaded into ``net`` itself, so a
+    network carrying more than its architecture's parameters (a stripe-wise pruning
+    skeleton) resumes too. Returns the summary written to ``out/train.json``.
     """
     if config.epochs < 1:
         raise TrainError(f"epochs must be at least 1, got {config.epochs}")
     out = Path(out)
     identity = {"arch": net.arch.to_dict(), "config": asdict(config), **(identity or {})}
-    resumed, extra = _resume_state(out, identity)
+    resumed = _resume_state(out, identity)
+    extra = resumed.get("extra", {})
     optimizer = make_optimizer(net, config)
-    if resumed is not None:
-        net.load_state_dict(resumed.state_dict())
+    if resumed:
+        net.load_state_dict(resumed["state_dict"])
         optimizer.load_state_dict(extra["optimizer"])
     history: list[dict] = list(extra.get("history", []))
     per_epoch = steps_per_epoch(splits, config.batch_size)
     total = per_epoch * config.epochs
     out.mkdir(parents=True, exist_ok=True)
-    if resumed is None:
+    if not resumed:
         _write_summary(out, identity, history, complete=False)  # claims the directory before any weights
     task = reporter.start("train", total=total, done=len(history) * per_epoch)
     for epoch in range(len(history), config.epochs):
