@@ -3,7 +3,6 @@ the serial run, a worker dying mid-iteration and the re-run that resumes, Ray le
 unimported without --workers, profiling several backends, and one-line errors.
 
 Ray tests start one small local instance (2 CPUs) each and shut it down."""
-import json
 import os
 import subprocess
 import sys
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TOY, TOY_RES
 from typer.testing import CliRunner
 
 from hwadapt.adapt import netadapt
@@ -146,3 +144,55 @@ def test_worker_lost_is_a_user_error():
     from hwadapt.errors import USER_ERRORS
 
     assert issubclass(WorkerLost, USER_ERRORS)
+
+
+def test_targets_are_grouped_by_the_device_they_measure_on(tmp_path):
+    from hwadapt.lut.fleet import FleetError, by_device, plan_targets
+
+    targets = plan_targets(["ort-cpu", "android-cpu", "litert-cpu", "android-gpu"], ["usb:A", "tcp:h:5555"],
+                           tmp_path, "tiny", 16)
+    assert [t.out.name for t in targets] == [
+        "ort-cpu_tiny_16.parquet", "android-cpu_usb-A_tiny_16.parquet", "android-cpu_tcp-h-5555_tiny_16.parquet",
+        "litert-cpu_tiny_16.parquet", "android-gpu_usb-A_tiny_16.parquet", "android-gpu_tcp-h-5555_tiny_16.parquet"]
+    groups = [[(t.backend, t.device) for t in group] for group in by_device(targets)]
+    assert groups == [[("ort-cpu", None), ("litert-cpu", None)],  # one CPU: the desktop backends take turns
+                      [("android-cpu", "usb:A"), ("android-gpu", "usb:A")],
+                      [("android-cpu", "tcp:h:5555"), ("android-gpu", "tcp:h:5555")]]
+    assert plan_targets(["ort-cpu"], [], tmp_path / "one.parquet", "tiny", 16)[0].out == tmp_path / "one.parquet"
+    with pytest.raises(FleetError, match="must be a folder"):
+        plan_targets(["ort-cpu", "litert-cpu"], [], tmp_path / "x.parquet", "tiny", 16)
+    with pytest.raises(FleetError, match="names a phone"):
+        plan_targets(["ort-cpu"], ["usb:A"], tmp_path, "tiny", 16)
+
+
+def test_profile_over_two_backends_writes_one_lut_each(tiny_family, tmp_path, monkeypatch, ray_shut):
+    """Two backends, two tables, on Ray workers: one task, since both measure this CPU
+    (a coarse grid keeps it short)."""
+    from conftest import FAST_PLAN
+
+    from hwadapt.lut.fleet import ProfileSpec, plan_targets, profile_group, profile_targets
+    from hwadapt.lut.store import load_lut
+
+    def with_test_families(spec, group, context):  # a closure: shipped to the workers by value
+        import conftest  # noqa: F401 -- registers the test families in a worker
+        return profile_group(spec, group, context)
+
+    monkeypatch.setattr("hwadapt.lut.fleet.profile_group", with_test_families)
+    monkeypatch.setenv("PYTHONPATH", f"{ROOT}:{ROOT / 'tests'}")  # the workers' (Ray passes the environment on)
+    targets = plan_targets(["ort-cpu", "litert-cpu"], [], tmp_path, tiny_family, 8)
+    spec = ProfileSpec(tiny_family, 8, calibration_models=3, plan=FAST_PLAN, grid={"dense_until": 8, "points": 2})
+    with make_executor(2) as executor:
+        summaries = list(profile_targets(spec, targets, executor))
+    assert [s["backend"] for s in summaries] == ["ort-cpu", "litert-cpu"]
+    for backend in ("ort-cpu", "litert-cpu"):
+        meta, frame = load_lut(tmp_path / f"{backend}_{tiny_family}_8.parquet")
+        assert meta.backend == backend and (frame["kind"] == "model").sum() == 3
+
+
+def test_profile_cli_refuses_mismatched_targets_in_one_line(tmp_path):
+    result = runner.invoke(app, ["profile", "--backend", "ort-cpu", "--backend", "litert-cpu", "--family", "tiny",
+                                 "--resolution", "8", "--out", str(tmp_path / "x.parquet")])
+    assert result.exit_code == 1 and "--out must be a folder" in result.output
+    result = runner.invoke(app, ["profile", "--backend", "ort-cpu", "--device", "usb:A", "--family", "tiny",
+                                 "--resolution", "8", "--out", str(tmp_path / "x.parquet")])
+    assert result.exit_code == 1 and "names a phone" in result.output and not list(tmp_path.iterdir())

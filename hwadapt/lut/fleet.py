@@ -55,6 +55,7 @@ class ProfileSpec:
     threads: int = 1
     phone_options: dict[str, Any] = field(default_factory=dict)  # benchmark_binary, energy_secs
     plan: MeasurePlan | None = None  # None: each agent's default
+    grid: dict[str, int] | None = None  # overrides of the family's grid settings
 
 
 def plan_targets(backends: Sequence[str], devices: Sequence[str], out: Path, family: str,
@@ -97,7 +98,7 @@ def profile_group(spec: ProfileSpec, group: list[Target], context: TaskContext) 
         with make_agent(target.backend, **options) as agent:
             meta = build_lut(agent, spec.family, spec.resolution, target.out, num_classes=spec.num_classes,
                              calibration_models=spec.calibration_models, seed=spec.seed, plan=spec.plan,
-                             reporter=context.reporter)
+                             grid=spec.grid, reporter=context.reporter)
         summaries.append({"out": str(target.out), "backend": target.backend, "device": target.device,
                           "rows": meta.rows, "models": meta.calibration.get("models"),
                           "fit_mape": meta.calibration.get("fit_mape")})

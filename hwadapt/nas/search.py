@@ -190,7 +190,8 @@ class Searcher:
 
     def _epoch_record(self, epoch: int, weight_losses: list[float], arch_steps: list[dict]) -> dict:
         """The epoch's figures. ``expected_ms`` is E[latency] at its end and
-        ``expected_ms_range`` its lowest and highest over the epoch's architecture steps;
+        ``expected_ms_range`` its lowest and highest over the epoch's architecture steps and
+        its end;
         ``sharpened_ms`` the latency the ``target`` form constrains (at the epoch's last
         temperature), ``argmax_predicted_ms`` the network the search would derive now."""
         choices = self.net.argmax()
@@ -198,14 +199,15 @@ class Searcher:
         self.recalibrate_bn(epoch)
         c, per_epoch = self.config, steps_per_epoch(self.splits, self.config.batch_size)
         temperature = self.constraint.temperature(self.progress(epoch, per_epoch - 1, per_epoch))
-        expected = [s["expected_ms"] for s in arch_steps]
+        end_ms = float(self.table.expected(self.net.probabilities()).detach())
+        expected = [s["expected_ms"] for s in arch_steps] + [end_ms]
         return {
             "epoch": epoch + 1,
             "weight_loss": float(np.mean(weight_losses)),
             "arch_loss": float(np.mean([s["loss"] for s in arch_steps])) if arch_steps else None,
             "arch_steps": len(arch_steps),
-            "expected_ms": float(self.table.expected(self.net.probabilities()).detach()),
-            "expected_ms_range": [min(expected), max(expected)] if expected else None,
+            "expected_ms": end_ms,
+            "expected_ms_range": [min(expected), max(expected)] if arch_steps else None,
             "sharpened_ms": (float(self.table.expected(self.net.probabilities(temperature)).detach())
                              if c.loss_form == "target" and arch_steps else None),
             "temperature": temperature if c.loss_form == "target" and arch_steps else None,

@@ -41,7 +41,7 @@ class MixedOp(nn.Module):
     def use_one(self, index: int) -> None:
         self.active, self.other, self.gates = index, None, None
 
-    def use_two(self, active: int, other: int, device: torch.device) -> None:
+    def use_two(self, active: int, other: int, device: torch.device | str = "cpu") -> None:
         self.active, self.other = active, other
         self.gates = torch.tensor([1.0, 0.0], device=device, requires_grad=True)
 
