@@ -42,9 +42,10 @@ import netadapt_workers  # noqa: E402 -- the NetAdapt engine runs of stage 3
 ROOT = Path(__file__).resolve().parents[1]
 FULL_EPOCH = 45_000  # CIFAR-10's training images less the 10% holdout
 PROXYLESS_LUT = ROOT / "benchmarks" / "results" / "proxyless_cifar10_reduced_s19" / "ort-cpu_proxyless_32.parquet"
-# The development host's CPU epoch of the same network and batch (2 cores, shared),
-# measured with `gpu_check.py --stages epoch --devices cpu` there; see benchmarks/README.md.
-HOST_EPOCH_S = None
+# The development host's CPU epoch of the same network and batch (2 cores, shared; 2026-12-04,
+# 4,000 images scaled, load average 2.6 from other jobs), measured there with
+# `gpu_check.py --stages env epoch --devices cpu --cpu-images 4000`; see benchmarks/README.md.
+HOST_EPOCH_S = 208.2
 
 
 class Budget:
