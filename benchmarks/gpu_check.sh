@@ -20,9 +20,12 @@ if ! $PY -c "import ray" 2>/dev/null && [ -f benchmarks/gpu_carry/ray-cp312.tar.
   $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/site benchmarks/gpu_carry/wheels/*.whl
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
-# The project itself, without its dependencies (no torch reinstall, nothing to download);
-# the workers find it through PYTHONPATH either way.
-$PY -m pip install -q --no-deps --no-build-isolation -e . || echo "note: pip install -e . failed; using PYTHONPATH"
+# The project itself where no hwadapt is installed, without its dependencies (no torch
+# reinstall, nothing to download); this checkout comes first on PYTHONPATH either way, and
+# the Ray workers inherit it.
+if ! $PY -c "import hwadapt" 2>/dev/null; then
+  $PY -m pip install -q --no-deps --no-build-isolation -e . || echo "note: pip install -e . failed; using PYTHONPATH"
+fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 $PY -c "import ray; print('ray', ray.__version__)" || echo "note: no Ray: the --workers stages will fail"
 DATA=${1:-benchmarks/gpu_carry/cifar10-subset.tar.gz}
