@@ -56,9 +56,10 @@ def serial_run(toy_checkpoint, toy_lut, tmp_path_factory):
 
 @pytest.fixture
 def ray_shut():
-    """Ray is shut down after the test even when it fails half-way."""
+    """Ray (the `cluster` extra) is there, and shut down after the test even when it fails
+    half-way."""
+    ray = pytest.importorskip("ray")
     yield
-    import ray
 
     if ray.is_initialized():
         ray.shutdown()
@@ -132,7 +133,7 @@ def test_a_worker_dying_stops_in_one_line_and_a_rerun_resumes(serial_run, toy_ch
     pd.testing.assert_frame_equal(_family(serial_out), _family(out))
 
 
-def test_an_unreachable_ray_address_is_one_line(toy_checkpoint, toy_lut, tmp_path):
+def test_an_unreachable_ray_address_is_one_line(toy_checkpoint, toy_lut, tmp_path, ray_shut):
     out = tmp_path / "run"
     result = _adapt(toy_checkpoint, toy_lut, out, "--ray-address", "127.0.0.1:9")
     assert result.exit_code == 1, result.output
