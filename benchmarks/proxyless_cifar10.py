@@ -15,6 +15,9 @@ and trainings inside resume from their per-epoch checkpoints):
   peak during a step above the resident set before it (activations and transients);
   ``total`` also counts weights, gradients and optimiser state created since start-up.
 - ``lut``: the ``proxyless`` LUT on the agent (``hwadapt profile``, resumable).
+- ``search``: the search alone for three targets: E[latency] per epoch and the argmax it
+  ends on (before any derive swap) against the target (``search.csv``, ``search.png``,
+  and each search's own ``search_<target>ms/search/search.png``).
 - ``targets``: ``hwadapt search`` for three targets; measured vs target latency.
 - ``baselines``: MobileNetV2 width multipliers trained for as many epochs as a search
   plus its training, measured on the same agent, for the accuracy-latency plot.
@@ -145,17 +148,78 @@ def default_targets(args) -> list[float]:
     return [round(low + f * (high - low), 4) for f in (0.25, 0.5, 0.75)]
 
 
+def search_config(args, target: float):
+    from hwadapt.nas.search import SearchConfig
+
+    return SearchConfig(target_ms=target, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
+                        batch_size=args.batch_size, loss_form=args.loss, arch_lr=args.arch_lr,
+                        arch_every=args.arch_every, seed=args.seed)
+
+
+def search_section(args, out: Path, progress) -> pd.DataFrame:
+    """The search stage of ``hwadapt search`` alone (resumable), per target."""
+    from hwadapt.nas.pipeline import SearchJob, prepare, run_search
+
+    rows, histories = [], {}
+    for target in args.targets or default_targets(args):
+        job = SearchJob(str(args.lut), args.data, str(out / f"search_{target:g}ms"), search_config(args, target),
+                        width=args.width, train_images=args.train_images, holdout_images=args.holdout_images,
+                        device=args.device)
+        progress.note(f"search alone for {target:g} ms -> {job.out}")
+        ctx = prepare(job)
+        run_search(ctx, progress)
+        history = json.loads((ctx.out / "search" / "search.json").read_text())["history"]
+        histories[target] = history
+        last = history[-1]
+        rows.append({"target_ms": target, "first_expected_ms": history[0]["expected_ms"],
+                     "final_expected_ms": last["expected_ms"], "final_sharpened_ms": last["sharpened_ms"],
+                     "argmax_predicted_ms": last["argmax_predicted_ms"],
+                     "argmax_error_pct": (last["argmax_predicted_ms"] / target - 1) * 100,
+                     "within_10pct": abs(last["argmax_predicted_ms"] / target - 1) <= 0.10,
+                     "multiplier": last["multiplier"], "arch_steps": sum(h["arch_steps"] for h in history),
+                     "argmax_holdout_accuracy": last["argmax_holdout_accuracy"],
+                     "search_s": sum(h["seconds"] for h in history)})
+    landing_png(histories, out / "search.png")
+    return pd.DataFrame(rows)
+
+
+def landing_png(histories: dict[float, list[dict]], path: Path) -> None:
+    """Every search's E[latency] (range over the epoch as bars) and argmax per epoch,
+    each against its target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for (target, history), color in zip(histories.items(), ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+        epochs = [h["epoch"] for h in history]
+        expected = np.array([h["expected_ms"] for h in history])
+        ranges = np.array([h["expected_ms_range"] or [e, e] for h, e in zip(history, expected)])
+        ax.errorbar(epochs, expected, yerr=[expected - ranges[:, 0], ranges[:, 1] - expected], fmt="o-",
+                    color=color, ms=3, capsize=2, label=f"E[latency], target {target:g} ms")
+        ax.plot(epochs, [h["argmax_predicted_ms"] for h in history], "D--", color=color, ms=3,
+                label=f"argmax, target {target:g} ms")
+        ax.axhspan(target * 0.9, target * 1.1, color=color, alpha=0.1)
+        ax.axhline(target, color=color, lw=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title("search alone: latency per epoch (bands: target ±10%)", fontsize=10)
+    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def targets_section(args, out: Path, progress) -> pd.DataFrame:
     from hwadapt.nas.pipeline import SearchJob, run
-    from hwadapt.nas.search import SearchConfig
 
     rows = []
     for target in args.targets or default_targets(args):
-        config = SearchConfig(target_ms=target, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
-                              batch_size=args.batch_size, loss_form=args.loss)
-        job = SearchJob(str(args.lut), args.data, str(out / f"search_{target:g}ms"), config,
+        job = SearchJob(str(args.lut), args.data, str(out / f"search_{target:g}ms"), search_config(args, target),
                         train_epochs=args.train_epochs, width=args.width, train_images=args.train_images,
-                        holdout_images=args.holdout_images)
+                        holdout_images=args.holdout_images, device=args.device)
         progress.note(f"search for {target:g} ms -> {job.out}")
         report = run(job, reporter=progress)
         first = report["calibration"][0]
@@ -239,7 +303,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train-images", type=int, default=None)
     parser.add_argument("--holdout-images", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--loss", default="mul", choices=["mul", "add"])
+    parser.add_argument("--loss", default="target", choices=["target", "mul", "add"])
+    parser.add_argument("--arch-lr", type=float, default=2e-2)
+    parser.add_argument("--arch-every", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="where the searches train: auto, cpu, cuda, cuda:N")
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--baseline-widths", nargs="+", type=float, default=[0.35, 0.5, 0.75, 1.0])
     parser.add_argument("--memory-batch", type=int, default=64)
@@ -272,12 +340,13 @@ def main() -> None:
             progress.note("memory and time per step: each configuration in a subprocess ...")
             memory = cached(args.out / "memory.csv", lambda: memory_section(args, args.out))
             print(f"memory and time per step\n{memory.round(3).to_string(index=False)}\n", flush=True)
-        for name, section in (("targets", targets_section), ("baselines", baselines_section)):
+        for name, section in (("search", search_section), ("targets", targets_section),
+                              ("baselines", baselines_section)):
             if name in args.sections:
                 frames[name] = cached(args.out / f"{name}.csv",
                                       lambda section=section: section(args, args.out, progress))
                 print(f"{name}\n{frames[name].round(4).to_string(index=False)}\n", flush=True)
-    if len(frames) == 2:
+    if "targets" in frames and "baselines" in frames:
         plot(frames["targets"], frames["baselines"], args.out / "accuracy_vs_latency.png")
 
 

@@ -138,3 +138,34 @@ def test_architecture_steps_follow_the_latency_loss():
         searcher.arch_step(x, y, generator)
     end = float(table.expected(searcher.net.probabilities()).detach())
     assert end < start - 0.5 * (start - config.target_ms)
+
+
+def _land(target_fraction: float, seed: int, steps: int = 60) -> tuple[float, float, float, float]:
+    """``steps`` architecture steps of the target form (progress 0 to 1) on random images,
+    whose accuracy gradient is pure noise; returns (target, E before, E after, argmax)."""
+    from hwadapt.nas.search import Searcher, SearchConfig
+    from hwadapt.nas.supernet import SuperNet
+
+    torch.manual_seed(seed)
+    space = ProxylessSpace(resolution=16, num_classes=4, width=0.25, depth=2)
+    table = latency_table(OpCostPredictor(), space)
+    low, high = table.of(table.fastest()), table.of(table.slowest())
+    config = SearchConfig(target_ms=low + target_fraction * (high - low), arch_lr=0.05)
+    searcher = Searcher(SuperNet(space), table, None, config)
+    before = float(table.expected(searcher.net.probabilities()).detach())
+    generator = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 4, (8,))
+        searcher.arch_step(x, y, generator, progress=step / (steps - 1))
+    after = float(table.expected(searcher.net.probabilities()).detach())
+    return config.target_ms, before, after, table.of(searcher.net.argmax())
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.8])
+def test_the_target_form_lands_the_argmax_on_targets_across_the_space(fraction):
+    """The search alone, before any derive swap: E[latency] moves towards the target, and
+    the argmax ends within 10% of it, low in the space and high (three seeds each)."""
+    for seed in range(3):
+        target, before, after, argmax = _land(fraction, seed)
+        assert abs(after - target) < abs(before - target), (seed, before, after, target)
+        assert abs(argmax - target) <= 0.10 * target, (seed, argmax, target)

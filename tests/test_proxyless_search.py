@@ -60,9 +60,13 @@ def test_search_writes_report_and_arch_and_resumes(tmp_path, lut, bounds):
     history = json.loads((out / "search" / "search.json").read_text())["history"]
     assert len(history) == 2 and history[0]["arch_loss"] is None and history[1]["arch_loss"] is not None
     first, final = history[0]["expected_ms"], history[-1]["expected_ms"]
-    progress = report["search"]["progress_to_target"]
-    assert progress == pytest.approx((first - final) / (first - report["target_ms"]))
-    assert ("hardly followed the latency term" in " ".join(result.output.split())) == (progress < 0.25)
+    search_summary = report["search"]
+    assert search_summary["progress_to_target"] == pytest.approx((first - final) / (first - report["target_ms"]))
+    assert search_summary["argmax_predicted_ms"] == report["argmax_predicted_ms"] == history[-1]["argmax_predicted_ms"]
+    missed = abs(search_summary["argmax_error"]) > 0.10
+    assert ("search's own argmax missed the target" in " ".join(result.output.split())) == missed
+    assert history[1]["multiplier"] is not None and history[1]["sharpened_ms"] is not None
+    assert (out / "search" / "search.png").stat().st_size > 10_000
 
     weights = (out / "train" / "weights.pt").stat().st_mtime_ns
     again = search(lut, out, target)

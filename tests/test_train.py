@@ -103,3 +103,24 @@ def test_devices_resolve_or_are_refused_in_one_line():
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="no CUDA device here"):
             resolve_device("cuda")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")
+@pytest.mark.parametrize("command", [
+    ["train", "--family", "tiny", "--epochs", "1", "--out", "{tmp}/t"],
+    ["adapt", "--checkpoint", "{tmp}/none", "--lut", "{tmp}/none.parquet", "--out", "{tmp}/a", "--budget-ratio", "0.5"],
+    ["adapt", "--checkpoint", "{tmp}/none", "--lut", "{tmp}/none.parquet", "--out", "{tmp}/a", "--budget-ratio", "0.5",
+     "--workers", "2"],
+    ["search", "--lut", "{tmp}/none.parquet", "--target-ms", "0.1", "--data", "digits", "--epochs", "1",
+     "--out", "{tmp}/s"],
+])
+def test_cuda_without_a_gpu_is_one_line_before_any_work(tmp_path, command):
+    from typer.testing import CliRunner
+
+    from hwadapt.cli.main import app
+
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command] + ["--device", "cuda"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "--device cuda: no CUDA device here" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []

@@ -7,6 +7,14 @@ the proposal with the best *holdout* accuracy (or the best accuracy-drop / laten
 ratio). It stops when the prediction meets the budget, then fine-tunes the result longer.
 Every kept network and every finished proposal is on disk (:mod:`hwadapt.adapt.rundir`),
 so an interrupted run resumes where it stopped.
+
+An iteration's proposals are independent tasks for the job's executor
+(:mod:`hwadapt.cluster`): serially here, or in parallel on Ray workers. Each is
+deterministic given its seed (``seed*100_003 + iteration*1_009 + index``) and the
+iteration's network, and the selection reads the results in proposal order, so the
+family is the same on every engine (at the same number of torch threads: a worker
+trains with one). The driver writes each proposal as it finishes; a re-run builds only
+the proposals not written yet.
 """
 from __future__ import annotations
 
@@ -15,14 +23,19 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 
+import torch
+
 from hwadapt.adapt.proposals import Predict, Proposal, closest_to_target, iteration_target, propose
 from hwadapt.adapt.registry import AdaptJob, Member, Method, MethodError, Outcome, register_method, setting
 from hwadapt.adapt.rundir import RunDir, write_json
 from hwadapt.adapt.surgery import CRITERIA, shrink_group
+from hwadapt.arch import Arch
+from hwadapt.cluster import Executor, SerialExecutor, TaskContext
 from hwadapt.data import Splits
 from hwadapt.materialize.torch_net import Net, load_checkpoint, save_checkpoint
 from hwadapt.progress import Reporter
 from hwadapt.train import TrainConfig, evaluate, finetune, fit
+from hwadapt.train.device import cpu_copy
 
 RESULT_FILE = "result.json"
 SELECTIONS = ("accuracy", "ratio")
@@ -80,6 +93,10 @@ class Loop:
     def reporter(self) -> Reporter:
         return self.job.reporter
 
+    @property
+    def executor(self) -> Executor:
+        return self.job.executor or SerialExecutor(self.job.device, self.job.reporter)
+
 
 def _row(net: Net, splits: Splits, iteration: int, predicted_ms: float, holdout: float, *,
          group: str = "", stage: str = "short-term", seconds: float = 0.0) -> dict:
@@ -107,23 +124,74 @@ def _stop(state: dict, run: RunDir, reason: str, message: str) -> None:
     run.save(state)
 
 
-def _build_proposal(loop: Loop, current: Net, proposal: Proposal, iteration: int, index: int) -> dict:
-    """Shrink, fine-tune briefly and score one proposal (or reload it when already done)."""
-    folder, s = loop.run.proposal(iteration, proposal.group), loop.settings
-    if (folder / RESULT_FILE).is_file():
-        return json.loads((folder / RESULT_FILE).read_text())
+@dataclass(frozen=True)
+class IterationData:
+    """What every proposal of an iteration starts from (sent once to the workers)."""
+
+    arch: dict  # the iteration's network
+    state: dict[str, torch.Tensor]  # its weights, on the CPU
+    splits: Splits
+    settings: NetAdaptSettings
+    seed: int  # the job's
+
+
+@dataclass(frozen=True)
+class ProposalTask:
+    index: int
+    group: str
+    width: int
+    predicted_ms: float
+    seed: int  # its fine-tune's batches: seed*100_003 + iteration*1_009 + index
+
+
+@dataclass
+class BuiltProposal:
+    result: dict  # written as the proposal's result.json
+    net: Net  # fine-tuned, on the CPU
+
+
+def build_proposal(data: IterationData, task: ProposalTask, context: TaskContext) -> BuiltProposal:
+    """Shrink the iteration's network by one group, fine-tune it briefly and score it on
+    the holdout: one task, the same wherever it runs."""
+    s = data.settings
     started = time.perf_counter()
-    net = shrink_group(current, proposal.group, proposal.width, s.criterion)
-    task = loop.reporter.start(f"  fine-tune {proposal.group}->{proposal.width}", total=s.short_steps)
-    finetune(net, loop.splits, s.short_steps, lr=s.short_lr, config=s.train_config(s.short_lr, loop.job.seed),
-             seed=loop.job.seed * 100_003 + iteration * 1_009 + index, reporter=loop.reporter, task=task)
-    loop.reporter.finish(task)
-    result = {"group": proposal.group, "width": proposal.width, "predicted_ms": proposal.predicted_ms,
-              "holdout_accuracy": evaluate(net, loop.splits.holdout, loop.splits),
+    current = Net(Arch.from_dict(data.arch))
+    current.load_state_dict(data.state)
+    net = shrink_group(current.to(context.device), task.group, task.width, s.criterion)
+    reporter = context.reporter
+    bar = reporter.start(f"  fine-tune {task.group}->{task.width}", total=s.short_steps)
+    finetune(net, data.splits, s.short_steps, lr=s.short_lr, config=s.train_config(s.short_lr, data.seed),
+             seed=task.seed, reporter=reporter, task=bar)
+    reporter.finish(bar)
+    result = {"group": task.group, "width": task.width, "predicted_ms": task.predicted_ms,
+              "holdout_accuracy": evaluate(net, data.splits.holdout, data.splits),
               "seconds": time.perf_counter() - started}
-    save_checkpoint(net, folder)
-    write_json(folder / RESULT_FILE, result)
-    return result
+    return BuiltProposal(result, net.cpu())
+
+
+def build_proposals(loop: Loop, current: Net, proposals: list[Proposal], iteration: int, task: int) -> list[dict]:
+    """Every proposal's result, in proposal order: read back when already on disk, else
+    built by the executor and written as each finishes."""
+    run, results = loop.run, {}
+    todo = []
+    for index, proposal in enumerate(proposals):
+        done = run.proposal(iteration, proposal.group) / RESULT_FILE
+        if done.is_file():
+            results[index] = json.loads(done.read_text())
+            loop.reporter.advance(task, 1, f"{proposal.group}: {results[index]['holdout_accuracy']:.3f} (saved)")
+        else:
+            todo.append(ProposalTask(index, proposal.group, proposal.width, proposal.predicted_ms,
+                                     loop.job.seed * 100_003 + iteration * 1_009 + index))
+    data = IterationData(current.arch.to_dict(), cpu_copy(current.state_dict()), loop.splits, loop.settings,
+                         loop.job.seed)
+    for position, built in loop.executor.map(build_proposal, data, todo):
+        proposal = todo[position]
+        folder = run.proposal(iteration, proposal.group)
+        save_checkpoint(built.net, folder)
+        write_json(folder / RESULT_FILE, built.result)  # last: a result.json means the proposal is whole
+        results[proposal.index] = built.result
+        loop.reporter.advance(task, 1, f"{proposal.group}: {built.result['holdout_accuracy']:.3f}")
+    return [results[index] for index in range(len(proposals))]
 
 
 def _select(results: list[dict], current: dict, how: str) -> dict:
@@ -151,10 +219,7 @@ def iterate(loop: Loop, state: dict) -> None:
         return _stop(state, run, "unreachable", f"budget {budget:.4g} ms unreachable: no channel group can "
                      f"be narrowed further (minimum width {s.granularity}); stopped at {current_ms:.4g} ms")
     task = loop.reporter.start(f"iteration {iteration}: {current_ms:.4g} -> {target:.4g} ms", total=len(proposals))
-    results = []
-    for index, proposal in enumerate(proposals):
-        results.append(_build_proposal(loop, current, proposal, iteration, index))
-        loop.reporter.advance(task, 1, f"{proposal.group}: {results[-1]['holdout_accuracy']:.3f}")
+    results = build_proposals(loop, current, proposals, iteration, task)
     best = _select(results, current_row, s.select)
     net, _ = load_checkpoint(run.adopt(iteration, best["group"]), loop.job.device)
     state["rows"].append(_row(net, loop.splits, iteration, best["predicted_ms"], best["holdout_accuracy"],

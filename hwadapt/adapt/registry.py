@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from hwadapt.cluster import Executor
 from hwadapt.data import Splits
 from hwadapt.errors import HwadaptError
 from hwadapt.lut.predictor import LatencyPredictor
@@ -46,6 +47,7 @@ class AdaptJob:
     seed: int = 0
     reporter: Reporter = QUIET
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where it trains (the base is there)
+    executor: Executor | None = None  # where work that fans out runs (None: serially, here)
 
 
 @dataclass

@@ -15,7 +15,8 @@ from hwadapt.adapt.plot import pareto_png
 from hwadapt.adapt.registry import METHODS
 from hwadapt.adapt.report import AdaptReport
 from hwadapt.adapt.workflow import FAMILY_FILE, AdaptError, adapt_network, baseline_frame, prepare_job
-from hwadapt.cli.common import console, reporter
+from hwadapt.cli.common import RAY_ADDRESS_HELP, WORKERS_HELP, console, reporter
+from hwadapt.cluster import make_executor
 from hwadapt.data import load_dataset
 from hwadapt.data.splits import HOLDOUT_FRACTION
 from hwadapt.families import build
@@ -67,6 +68,8 @@ def adapt(checkpoint: Path = typer.Option(..., help="Checkpoint directory of the
           force: bool = typer.Option(False, help="Use a LUT built for another family/resolution/target."),
           threads: int = typer.Option(0, min=0, help="Torch threads for training (0: every core)."),
           device: str = typer.Option("auto", help=f"Where to train: {DEVICES}."),
+          workers: int = typer.Option(None, min=1, help=WORKERS_HELP),
+          ray_address: str = typer.Option(None, help=RAY_ADDRESS_HELP),
           settings: dict[str, Any] | None = None) -> None:
     """Adapt a trained network to a latency budget with a method, measure it end to end, export it."""
     set_threads(threads)
@@ -75,7 +78,8 @@ def adapt(checkpoint: Path = typer.Option(..., help="Checkpoint directory of the
         job, config = prepare_job(method, checkpoint, lut, data, out, budget_ms=budget_ms, budget_ratio=budget_ratio,
                                   settings=settings, seed=seed, holdout=holdout, train_images=train_images,
                                   holdout_images=holdout_images, force=force, device=device, reporter=progress)
-        report = adapt_network(job, config, baseline=extra)
+        with make_executor(workers, ray_address, device=job.device, reporter=progress) as executor:
+            report = adapt_network(dataclasses.replace(job, executor=executor), config, baseline=extra)
     print_report(report, out)
 
 

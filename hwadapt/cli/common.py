@@ -13,6 +13,9 @@ from hwadapt.cli.progress import RichReporter
 from hwadapt.errors import USER_ERRORS
 
 console = Console(stderr=True)
+WORKERS_HELP = ("Fan work out to this many Ray workers on this machine (one CPU slot each, one torch thread; "
+                "on CUDA a share of the GPUs each); without it, everything runs here, one task after another.")
+RAY_ADDRESS_HELP = "Run the workers on the existing Ray cluster at this address (HOST:PORT, ray://HOST:PORT, auto)."
 F = TypeVar("F", bound=Callable)
 
 

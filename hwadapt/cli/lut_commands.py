@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from hwadapt.cli.common import console, reporter, setup_logging
+from hwadapt.cli.common import RAY_ADDRESS_HELP, console, reporter, setup_logging
 from hwadapt.lut.calibration_set import CALIBRATION_MODELS, LARGE_INPUT_MODELS, LARGE_INPUT_PX
 
 
@@ -20,48 +20,47 @@ class Backend(str, Enum):
 
 
 def profile(
-    backend: Backend = typer.Option(..., help="Measurement target."),
+    backend: list[Backend] = typer.Option(..., help="Measurement target; repeat it for several (one LUT each)."),
     family: str = typer.Option(..., help="Model family or search space, e.g. mobilenet_v1."),
     resolution: int = typer.Option(..., help="Input side in pixels."),
-    out: Path = typer.Option(..., help="Output LUT (.parquet; a .json sidecar is written beside it)."),
+    out: Path = typer.Option(..., help="Output LUT (.parquet; a .json sidecar is written beside it); with several "
+                             "targets, a folder for <backend>[_<device>]_<family>_<px>.parquet."),
     threads: int = typer.Option(1, help="Inference threads."),
     num_classes: int = typer.Option(10, help="Classifier outputs of the networks to price."),
     calibration_models: int | None = typer.Option(
         None, help=f"Whole random-width networks measured to calibrate (default: {CALIBRATION_MODELS}; "
                    f"{LARGE_INPUT_MODELS} from {LARGE_INPUT_PX} px)."),
-    device: str = typer.Option(None, help="Android device: usb:SERIAL or tcp:HOST:PORT."),
+    device: list[str] = typer.Option(None, help="Android device: usb:SERIAL or tcp:HOST:PORT; repeat it for "
+                                     "several phones (one LUT each)."),
     benchmark_binary: Path = typer.Option(None, help="benchmark_model binary to push to the phone."),
     energy_secs: float = typer.Option(0.0, help="Android: seconds of inference per row to read energy "
                                                 "from the fuel gauge (0: no energy column)."),
     seed: int = typer.Option(0),
     forms: str = typer.Option("", help="Also measure the stand-in ops of these export forms, comma-separated op "
                                        "kinds (kconv,stripes,tapsum: what `hwadapt stripe` prices)."),
+    workers: int = typer.Option(None, min=1, help="Profile this many devices at once on Ray workers (the "
+                                "desktop backends share this machine's CPU and always take turns)."),
+    ray_address: str = typer.Option(None, help=RAY_ADDRESS_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every measured row."),
 ) -> None:
-    """Measure the LUT of a family at a resolution on a backend (resumes an interrupted run)."""
-    from device_agents import make_agent
-    from hwadapt.errors import ArchError
+    """Measure the LUT of a family at a resolution on one or more targets (resumes an interrupted run)."""
+    from hwadapt.cluster import make_executor
     from hwadapt.families import get_family
-    from hwadapt.lut.profile import build_lut
+    from hwadapt.lut.fleet import ProfileSpec, plan_targets, profile_targets
 
     setup_logging(verbose)
     get_family(family)
-    if out.suffix != ".parquet":
-        raise ArchError(f"--out must end in .parquet, got {out}")
-    options: dict = {"threads": threads}
-    if device is not None:
-        options["device"] = device
-    if benchmark_binary is not None:
-        options["benchmark_binary"] = benchmark_binary
-    if backend in (Backend.android_cpu, Backend.android_gpu):
-        options["energy_secs"] = energy_secs
-    with make_agent(backend.value, **options) as agent, reporter() as progress:
-        meta = build_lut(agent, family, resolution, out, num_classes=num_classes,
-                         calibration_models=calibration_models, seed=seed, reporter=progress,
-                         forms=[f for f in forms.split(",") if f])
-    fit = meta.calibration.get("fit_mape")
-    console.print(f"wrote {out} ({meta.rows} rows); calibration on {meta.calibration.get('models')} "
-                  f"models, in-sample MAPE {fit:.2f}%" if fit is not None else f"wrote {out} ({meta.rows} rows)")
+    targets = plan_targets([b.value for b in backend], device or [], out, family, resolution)
+    phone = {"energy_secs": energy_secs} | ({"benchmark_binary": benchmark_binary} if benchmark_binary else {})
+    spec = ProfileSpec(family, resolution, num_classes, calibration_models, seed, threads, phone,
+                       forms=tuple(f for f in forms.split(",") if f))
+    with reporter() as progress, make_executor(workers, ray_address, reporter=progress) as executor:
+        for summary in profile_targets(spec, targets, executor):
+            fit = summary["fit_mape"]
+            where = f" on {summary['device']}" if summary["device"] else ""
+            progress.note(f"wrote {summary['out']} ({summary['backend']}{where}, {summary['rows']} rows)"
+                          + (f"; calibration on {summary['models']} models, in-sample MAPE {fit:.2f}%"
+                             if fit is not None else ""))
 
 
 def families() -> None:

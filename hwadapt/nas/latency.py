@@ -21,7 +21,7 @@ from hwadapt.families.proxyless import ProxylessSpace
 from hwadapt.errors import HwadaptError
 from hwadapt.lut.predictor import LatencyPredictor
 
-LOSS_FORMS = ("mul", "add")
+LOSS_FORMS = ("target", "mul", "add")  # target: hwadapt.nas.constraint
 
 
 class SearchError(HwadaptError):
@@ -39,9 +39,10 @@ class LatencyTable:
     def expected(self, probabilities: list[torch.Tensor]) -> torch.Tensor:
         """E[latency] = fixed + sum over positions of sum_i p_i * cost_i, differentiable in
         the path ``probabilities`` (each position's candidate costs are constants)."""
-        total = torch.as_tensor(self.fixed_ms, dtype=torch.float32)
+        device = probabilities[0].device if probabilities else None
+        total = torch.as_tensor(self.fixed_ms, dtype=torch.float32, device=device)
         for p, costs in zip(probabilities, self.costs):
-            total = total + (p * torch.tensor(costs, dtype=p.dtype)).sum()
+            total = total + (p * torch.tensor(costs, dtype=p.dtype, device=device)).sum()
         return total
 
     def of(self, choices: list[int]) -> float:
@@ -94,7 +95,8 @@ def latency_table(predictor: LatencyPredictor, space: ProxylessSpace) -> Latency
 
 def latency_loss(ce: torch.Tensor, expected_ms: torch.Tensor, target_ms: float, *, form: str = "mul",
                  alpha: float = 0.2, beta: float = 0.3, lam: float = 0.1) -> torch.Tensor:
-    """The two published forms of the latency-regularised loss.
+    """The two published forms of the latency-regularised loss (the ``target`` form, which
+    lands on the target, is :class:`hwadapt.nas.constraint.LatencyConstraint`).
 
     - ``mul``: ``alpha * CE * (log E[lat] / log T)^beta``. Latencies enter the logarithm
       in microseconds so that both logs stay positive for sub-millisecond targets (in
@@ -106,4 +108,4 @@ def latency_loss(ce: torch.Tensor, expected_ms: torch.Tensor, target_ms: float, 
         return alpha * ce * ratio ** beta
     if form == "add":
         return ce + lam * (expected_ms - target_ms) / target_ms
-    raise SearchError(f"unknown latency loss form {form!r}; expected one of {', '.join(LOSS_FORMS)}")
+    raise SearchError(f"unknown latency loss form {form!r}; expected mul or add")

@@ -3,7 +3,8 @@
 Every stage writes its result into the output folder and is skipped when re-run with the
 same settings, so an interrupted run resumes where it stopped:
 
-- ``search/``: supernet checkpoint and history (per epoch);
+- ``search/``: supernet checkpoint and history (per epoch), and ``search.png``: E[latency]
+  and the argmax's latency per epoch against the target;
 - ``derive.json`` and ``arch.json``: the member chosen, its swaps and calibration rounds;
 - ``train/``: the derived network's training checkpoint (per epoch);
 - ``report.json``: target, predicted, measured latency and test accuracy.
@@ -24,10 +25,12 @@ from hwadapt.materialize.torch_net import Net
 from hwadapt.measure import EndToEnd, MeasurePlan, default_plan, measure_in_windows, noisy_note
 from hwadapt.nas.derive import calibrated_member
 from hwadapt.nas.latency import LatencyTable, SearchError, latency_table
+from hwadapt.nas.plot import SEARCH_PLOT, search_png
 from hwadapt.nas.search import SUMMARY_FILE, SearchConfig, search
 from hwadapt.nas.supernet import SuperNet
 from hwadapt.progress import QUIET, Reporter
 from hwadapt.train import TrainConfig, fit
+from hwadapt.train.device import resolve_device
 from hwadapt.train.loop import SUMMARY_FILE as TRAIN_SUMMARY
 
 REPORT_FILE, ARCH_FILE, DERIVE_FILE = "report.json", "arch.json", "derive.json"
@@ -53,6 +56,7 @@ class SearchJob:
     from_scratch: bool = False
     train_images: int | None = None
     holdout_images: int | None = None
+    device: str = "auto"  # where the supernet and the derived network train (not part of the run's identity)
 
 
 @dataclass
@@ -62,6 +66,7 @@ class Context:
     space: ProxylessSpace
     table: LatencyTable
     splits: Splits
+    device: torch.device
 
     @property
     def out(self) -> Path:
@@ -74,6 +79,7 @@ class Context:
 
 def prepare(job: SearchJob) -> Context:
     """Load and check everything before any long work: LUT, space, target, data."""
+    device = resolve_device(job.device)
     predictor = LatencyPredictor.load(job.lut)
     meta = predictor.meta
     if meta.family != "proxyless":
@@ -92,14 +98,16 @@ def prepare(job: SearchJob) -> Context:
         splits = replace(splits, train=splits.train.subset(job.train_images, job.search.seed))
     if job.holdout_images:
         splits = replace(splits, holdout=splits.holdout.subset(job.holdout_images, job.search.seed))
-    return Context(job, predictor, space, table, splits)
+    return Context(job, predictor, space, table, splits, device)
 
 
 def run_search(ctx: Context, reporter: Reporter) -> SuperNet:
     torch.manual_seed(ctx.job.search.seed)
-    net = SuperNet(ctx.space)
-    search(net, ctx.table, ctx.splits, ctx.job.search, ctx.out / "search", identity=ctx.identity(),
-           reporter=reporter)
+    net = SuperNet(ctx.space).to(ctx.device)  # initialised on the CPU: the same weights on every device
+    summary = search(net, ctx.table, ctx.splits, ctx.job.search, ctx.out / "search", identity=ctx.identity(),
+                     reporter=reporter)
+    search_png(ctx.out / "search" / SEARCH_PLOT, summary["history"], ctx.job.search.target_ms,
+               ctx.table.of(ctx.table.fastest()), ctx.table.of(ctx.table.slowest()))
     return net
 
 
@@ -134,7 +142,7 @@ def derive(ctx: Context, net: SuperNet, agent, plan: MeasurePlan) -> dict:
 
 def train_member(ctx: Context, net: SuperNet, derived: dict, reporter: Reporter) -> tuple[Net, dict]:
     choices = derived["choice_index"]
-    member = Net(net.member(choices)) if ctx.job.from_scratch else net.member_net(choices)
+    member = (Net(net.member(choices)) if ctx.job.from_scratch else net.member_net(choices)).to(ctx.device)
     s = ctx.job.search
     config = TrainConfig(epochs=ctx.job.train_epochs, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
                          batch_size=s.batch_size, seed=s.seed)
@@ -209,15 +217,18 @@ def _training_seconds(out: Path) -> float:
 
 
 def _search_summary(history: list[dict], target_ms: float) -> dict:
-    """How far the search moved E[latency] towards the target: 1 is all the way, 0 not at
-    all (a short search on an untrained supernet, whose noisy accuracy gradient drowns the
-    latency term), negative away from it."""
+    """Where the search alone put the architecture: how far it moved E[latency] towards
+    the target (1 is all the way, 0 not at all, negative away from it), and how far the
+    argmax it ends on -- before any derive swap -- misses the target."""
     if not history:
-        return {"epochs": 0, "first_expected_ms": None, "final_expected_ms": None, "progress_to_target": None}
+        return {"epochs": 0, "first_expected_ms": None, "final_expected_ms": None, "progress_to_target": None,
+                "argmax_predicted_ms": None, "argmax_error": None}
     first, final = history[0]["expected_ms"], history[-1]["expected_ms"]
     progress = (first - final) / (first - target_ms) if first != target_ms else 1.0
+    argmax = history[-1]["argmax_predicted_ms"]
     return {"epochs": len(history), "first_expected_ms": first, "final_expected_ms": final,
-            "progress_to_target": progress}
+            "progress_to_target": progress, "argmax_predicted_ms": argmax,
+            "argmax_error": (argmax - target_ms) / target_ms}
 
 
 def _adjustment_note(derived: dict) -> str:

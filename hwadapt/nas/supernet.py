@@ -41,9 +41,9 @@ class MixedOp(nn.Module):
     def use_one(self, index: int) -> None:
         self.active, self.other, self.gates = index, None, None
 
-    def use_two(self, active: int, other: int) -> None:
+    def use_two(self, active: int, other: int, device: torch.device | str = "cpu") -> None:
         self.active, self.other = active, other
-        self.gates = torch.tensor([1.0, 0.0], requires_grad=True)
+        self.gates = torch.tensor([1.0, 0.0], device=device, requires_grad=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.candidates[self.active](x)
@@ -112,15 +112,16 @@ class SuperNet(nn.Module):
         for block in self.blocks:
             yield from (block.candidates[block.active] if isinstance(block, MixedOp) else block).modules()
 
-    def probabilities(self) -> list[torch.Tensor]:
-        return [torch.softmax(a, dim=0) for a in self.alphas]
+    def probabilities(self, temperature: float = 1.0) -> list[torch.Tensor]:
+        """Each position's path probabilities, ``softmax(alpha / temperature)``."""
+        return [torch.softmax(a / temperature, dim=0) for a in self.alphas]
 
-    # -- path sampling -------------------------------------------------------------
+    # -- path sampling (on the CPU with a CPU generator: the same draws on every device) --
     def sample_one(self, generator: torch.Generator | None = None) -> list[int]:
         """Weight step: one path per position drawn from ``softmax(alpha)``."""
         picks = []
         for op, alpha in zip(self.mixed, self.alphas):
-            index = int(torch.multinomial(torch.softmax(alpha.detach(), 0), 1, generator=generator))
+            index = int(torch.multinomial(torch.softmax(alpha.detach().cpu(), 0), 1, generator=generator))
             op.use_one(index)
             picks.append(index)
         return picks
@@ -130,11 +131,11 @@ class SuperNet(nn.Module):
         renormalised probabilities. Remembers the pair's logits for :meth:`rescale`."""
         pairs, self._pair_logits = [], []
         for op, alpha in zip(self.mixed, self.alphas):
-            probs = torch.softmax(alpha.detach(), 0)
+            probs = torch.softmax(alpha.detach().cpu(), 0)
             pair = torch.multinomial(probs, 2, replacement=False, generator=generator)
             first = int(torch.multinomial(probs[pair] / probs[pair].sum(), 1, generator=generator))
             active, other = int(pair[first]), int(pair[1 - first])
-            op.use_two(active, other)
+            op.use_two(active, other, alpha.device)
             pairs.append((active, other))
             self._pair_logits.append(alpha.detach()[[active, other]].clone())
         return pairs

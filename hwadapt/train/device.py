@@ -12,6 +12,7 @@ import contextlib
 import queue
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,6 +44,18 @@ def resolve_device(spec: str = "auto") -> torch.device:
 
 def device_of(net: nn.Module) -> torch.device:
     return next(net.parameters()).device
+
+
+def cpu_copy(tree: Any) -> Any:
+    """``tree`` (nested dicts, lists and tuples) with every tensor detached onto the CPU:
+    what a checkpoint holds, so that it loads on any device."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().cpu()
+    if isinstance(tree, dict):
+        return {key: cpu_copy(value) for key, value in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(cpu_copy(value) for value in tree)
+    return tree
 
 
 def set_threads(threads: int | None) -> None:
