@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from hwadapt.blocks.basic import identity_shortcut
+from hwadapt.blocks.base import keeps_input
 from hwadapt.errors import HwadaptError
 from hwadapt.materialize.torch_net import Net
 
@@ -94,7 +94,7 @@ def may_die(net: Net, name: str) -> bool:
     block whose shortcut is the identity."""
     _, index, role = name.split(".")
     block, cin = net.arch.blocks[int(index)], net.arch.input_widths()[int(index)]
-    return block.kind == "basic" and role == "conv2" and identity_shortcut(block, cin)
+    return block.kind == "basic" and role == "conv2" and keeps_input(block, cin)
 
 
 def attach(net: Net, settings: SkeletonSettings) -> Net:
