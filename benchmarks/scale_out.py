@@ -1,5 +1,13 @@
-"""The GPU machine's checks of issue 33, in one run of a few minutes (``gpu_check.sh``
-calls it; the stages can also run alone, on any machine, with tiny settings).
+"""Scaling out: training on a GPU, NetAdapt's proposals on Ray workers, a search on CUDA.
+
+On the GPU machine ``gpu_check.sh`` runs every stage in a few minutes; here, the NetAdapt
+stage alone answers how much faster an iteration is on ``--workers`` than serially:
+
+    nice -n 19 python benchmarks/scale_out.py --data cifar10:../shared/data/cifar10-jpeg.tar.gz \
+        --stages netadapt --devices cpu --workers 0 2 --train-base 2 --out benchmarks/results/netadapt_workers
+
+``--make-subset SRC DST`` writes a smaller CIFAR-10 archive (the first images of each
+class) to carry to a machine without the data.
 
 Stages, in order of importance; each writes its rows as soon as it ends, and a stage
 that would not fit the time left (``--budget-s``) is skipped and says so:
@@ -11,8 +19,8 @@ that would not fit the time left (``--budget-s``) is skipped and says so:
    against the development host's CPU epoch (``--host-epoch-s``, measured there).
    The CUDA run's network is the base of stage 3.
 3. ``netadapt_cpu``: one NetAdapt iteration serially (every core) and with 2/4/8 Ray
-   workers (one core each) on the CPU (``netadapt_workers.py``); the kept proposal must
-   match the serial one.
+   workers (one core each) on the CPU, each engine in a fresh folder, Ray's start timed
+   apart; the kept proposal must match the serial one.
 4. ``search``: a ProxylessNAS search on CUDA with the paper's schedule (arch lr 1e-3,
    an architecture step every 5 weight steps, the ``target`` latency form): E[latency]
    and the argmax per epoch against the target (the search alone, no derive swap).
@@ -28,23 +36,23 @@ import argparse
 import json
 import os
 import platform
-import sys
+import shutil
+import tarfile
 import time
 import traceback
+from collections import Counter
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import netadapt_workers  # noqa: E402 -- the NetAdapt engine runs of stage 3
-
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_LUT = ROOT / "benchmarks" / "results" / "netadapt_cifar10_v1x05_reduced_s21" / "lut_mobilenet_v1_32.parquet"
 FULL_EPOCH = 45_000  # CIFAR-10's training images less the 10% holdout
 PROXYLESS_LUT = ROOT / "benchmarks" / "results" / "proxyless_cifar10_reduced_s19" / "ort-cpu_proxyless_32.parquet"
 # The development host's CPU epoch of the same network and batch (2 cores, shared; 2026-12-04,
 # 4,000 images scaled, load average 2.6 from other jobs), measured there with
-# `gpu_check.py --stages env epoch --devices cpu --cpu-images 4000`; see benchmarks/README.md.
+# `scale_out.py --stages env epoch --devices cpu --cpu-images 4000`; see benchmarks/README.md.
 HOST_EPOCH_S = 208.2
 
 
@@ -56,6 +64,24 @@ class Budget:
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
+
+
+def subset(source: Path, target: Path, per_class: dict[str, int]) -> Counter:
+    """Copy the first ``per_class[split]`` images of each class of each split."""
+    kept: Counter = Counter()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    with tarfile.open(source, "r:gz") as src, tarfile.open(tmp, "w:gz") as dst:
+        for member in src:
+            parts = PurePosixPath(member.name).parts
+            if not member.isfile() or len(parts) < 3 or parts[-3] not in per_class:
+                continue
+            key = (parts[-3], parts[-2])
+            if kept[key] < per_class[parts[-3]]:
+                dst.addfile(member, src.extractfile(member))
+                kept[key] += 1
+    tmp.replace(target)
+    return kept
 
 
 def env_stage(args) -> dict:
@@ -132,6 +158,39 @@ def epoch_stage(args, progress) -> list[dict]:
     return frame.to_dict("records")
 
 
+def run_engine(args, checkpoint: Path, workers: int, progress) -> tuple[list[dict], list[str]]:
+    """``--iterations`` NetAdapt iterations with ``workers`` Ray workers (0: serially);
+    returns a row per iteration and the groups it kept."""
+    from hwadapt.adapt.netadapt import Loop, iterate, start_state
+    from hwadapt.adapt.rundir import RunDir
+    from hwadapt.adapt.workflow import prepare_job
+    from hwadapt.cluster import make_executor
+
+    folder = args.out / "runs" / f"{args.device}_w{workers}"
+    shutil.rmtree(folder, ignore_errors=True)
+    settings = {"short_steps": args.short_steps, "max_iters": args.iterations, "long_epochs": 0}
+    job, config = prepare_job("netadapt", checkpoint, args.lut, args.data, folder, budget_ratio=0.5,
+                              settings=settings, seed=args.seed, train_images=args.train_images,
+                              holdout_images=args.holdout_images, force=True, device=args.device, reporter=progress)
+    started = time.perf_counter()
+    with make_executor(workers or None, device=job.device, reporter=progress) as executor:
+        startup = time.perf_counter() - started
+        loop = Loop(replace(job, executor=executor), config, RunDir(folder))
+        state = start_state(loop)
+        rows = []
+        for iteration in range(1, args.iterations + 1):
+            began = time.perf_counter()
+            iterate(loop, state)
+            kept = state["rows"][-1]
+            rows.append({"device": args.device, "workers": workers, "iteration": iteration,
+                         "seconds": time.perf_counter() - began, "engine_start_s": startup,
+                         "kept": kept["group"], "predicted_ms": kept["predicted_ms"],
+                         "holdout_accuracy": kept["holdout_accuracy"]})
+            progress.note(f"{args.device}, workers {workers}: iteration {iteration} in {rows[-1]['seconds']:.1f} s, "
+                          f"kept {kept['group']}")
+    return rows, [r["kept"] for r in rows]
+
+
 def netadapt_stage(args, device: str, checkpoint: Path, progress, budget: Budget) -> list[dict]:
     """One iteration per engine on ``device``; skips what would not fit."""
     rows, families = [], {}
@@ -142,7 +201,7 @@ def netadapt_stage(args, device: str, checkpoint: Path, progress, budget: Budget
         engine_args = argparse.Namespace(
             out=args.work / "netadapt", data=args.data, lut=args.lut, device=device, seed=0, iterations=1,
             short_steps=args.short_steps, train_images=args.netadapt_images, holdout_images=1000)
-        found, families[workers] = netadapt_workers.run_engine(engine_args, checkpoint, workers, progress)
+        found, families[workers] = run_engine(engine_args, checkpoint, workers, progress)
         serial = [r["seconds"] for r in rows if r["workers"] == 0]
         for row in found:
             row["same_family"] = families[workers] == families.get(0, families[workers])
@@ -180,8 +239,8 @@ def search_stage(args, progress) -> list[dict]:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="cifar10:PATH (a subset made by gpu_prepare.sh will do)")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--data", help="cifar10:PATH (a subset made by --make-subset will do)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale_out"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/gpu_check"))
     parser.add_argument("--stages", nargs="+", default=["env", "epoch", "netadapt", "search"])
     parser.add_argument("--devices", nargs="+", default=["cuda", "cpu"])
@@ -189,7 +248,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cuda-images", type=int, default=None, help="default: every training image")
     parser.add_argument("--cpu-images", type=int, default=4000)
     parser.add_argument("--host-epoch-s", type=float, default=HOST_EPOCH_S)
-    parser.add_argument("--lut", type=Path, default=netadapt_workers.DEFAULT_LUT)
+    parser.add_argument("--lut", type=Path, default=DEFAULT_LUT)
+    parser.add_argument("--train-base", type=int, default=0, metavar="EPOCHS",
+                        help="without the epoch stage: train the NetAdapt base here for this many epochs")
+    parser.add_argument("--make-subset", nargs=2, type=Path, metavar=("SRC", "DST"),
+                        help="write a CIFAR-10 archive of --subset-train/--subset-test images per class and stop")
+    parser.add_argument("--subset-train", type=int, default=2500)
+    parser.add_argument("--subset-test", type=int, default=200)
     parser.add_argument("--workers", nargs="+", type=int, default=[0, 2, 4, 8])
     parser.add_argument("--short-steps", type=int, default=50)
     parser.add_argument("--netadapt-images", type=int, default=10_000)
@@ -204,8 +269,26 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def trained_base(args, progress) -> Path:
+    """A MobileNetV1 x0.5 trained here for ``--train-base`` epochs (resumable): the NetAdapt
+    stage's base when the epoch stage does not run."""
+    from hwadapt.families import build
+    from hwadapt.materialize.torch_net import Net
+    from hwadapt.train import TrainConfig, fit
+
+    splits = _splits(args, args.netadapt_images)
+    out = args.work / "base"
+    fit(Net(build("mobilenet_v1", width=0.5, resolution=32, num_classes=10)), splits,
+        TrainConfig(epochs=args.train_base, batch_size=128), out, identity={"data": splits.source}, reporter=progress)
+    return out
+
+
 def main() -> None:
     args = parse_args()
+    if args.make_subset:
+        kept = subset(*args.make_subset, {"train": args.subset_train, "test": args.subset_test})
+        print(f"{args.make_subset[1]}: {sum(kept.values())} images in {len(kept)} class folders")
+        return
     budget = Budget(args.budget_s)
     from hwadapt.cli.common import reporter
 
@@ -236,7 +319,7 @@ def main() -> None:
     with reporter() as progress:
         if "env" in args.stages:
             stage("env", lambda: env_stage(args))
-        checkpoint = None
+        checkpoint = trained_base(args, progress) if args.train_base else None
         if "epoch" in args.stages:
             rows = stage("epoch", lambda: epoch_stage(args, progress)) or []
             checkpoint = next((Path(r["checkpoint"]) for r in rows if r["device"].startswith("cuda")),
