@@ -76,7 +76,7 @@ def test_a_pointwise_bn_before_a_depthwise_one_says_nothing_of_importance():
 
 
 def test_the_pick_meets_the_target_and_keeps_the_most_important_prefix(toy_checkpoint, toy_lut, tmp_path):
-    job, _ = prepare_job("knapsack", toy_checkpoint, toy_lut, "digits", tmp_path / "job", budget_ratio=0.7)
+    job, _ = prepare_job("knapsack", toy_checkpoint, toy_lut, "digits", tmp_path / "job", budget_ratio=0.85)
     arch, rng = job.base.arch, np.random.default_rng(0)
     importance = {g.name: rng.random(g.width(arch)) for g in width_groups(arch)}
     for target in (0.9 * job.predictor.predict_ms(arch), job.budget_ms):
@@ -93,7 +93,7 @@ def test_an_interrupted_run_resumes_to_the_same_steps(toy_checkpoint, toy_lut, t
     settings = {"prune_steps": 3, "interval_steps": 4, "finetune_epochs": 1, "batch_size": 64}
 
     def run(out):
-        job, config = prepare_job("knapsack", toy_checkpoint, toy_lut, "digits", out, budget_ratio=0.7,
+        job, config = prepare_job("knapsack", toy_checkpoint, toy_lut, "digits", out, budget_ratio=0.85,
                                   settings=settings)
         return knapsack.adapt(job, config)
 
@@ -112,4 +112,4 @@ def test_an_interrupted_run_resumes_to_the_same_steps(toy_checkpoint, toy_lut, t
     resumed = run(tmp_path / "resumed")
     assert [row["step"] for row in resumed["steps"]] == [1, 2, 3]
     assert resumed["steps"] == straight["steps"] and resumed["final"] == straight["final"]
-    assert straight["final"]["predicted_ms"] <= 0.7 * straight["base"]["predicted_ms"]
+    assert straight["final"]["predicted_ms"] <= 0.85 * straight["base"]["predicted_ms"]

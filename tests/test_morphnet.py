@@ -20,7 +20,9 @@ from hwadapt.adapt.slimming import cut_widths, lut_threshold
 from hwadapt.adapt.workflow import prepare_job
 from hwadapt.arch import Arch, set_widths, width_groups
 from hwadapt.cli.main import app
+from hwadapt.adapt.proposals import minimum_widths
 from hwadapt.families import build
+from hwadapt.lut.predictor import LatencyPredictor
 from hwadapt.materialize.torch_net import Net, save_checkpoint
 
 runner = CliRunner()
@@ -33,7 +35,11 @@ def _names(net):
 
 @pytest.fixture
 def job(toy_checkpoint, toy_lut, tmp_path):
-    job, _ = prepare_job("morphnet", toy_checkpoint, toy_lut, "digits", tmp_path / "job", budget_ratio=0.7)
+    predictor = LatencyPredictor.load(toy_lut)
+    base = build(TOY, resolution=TOY_RES, num_classes=10)
+    floor, top = predictor.predict_ms(minimum_widths(base)), predictor.predict_ms(base)
+    job, _ = prepare_job("morphnet", toy_checkpoint, toy_lut, "digits", tmp_path / "job",
+                         budget_ms=floor + 0.4 * (top - floor))  # well inside what the toy LUT can reach
     return job
 
 
@@ -95,7 +101,7 @@ def test_a_network_without_bn_is_refused_before_anything_is_written(method, toy_
     monkeypatch.setattr(workflow, "load_checkpoint", lambda *args, **kwargs: _without_bn(toy_checkpoint))
     out = tmp_path / "run"
     result = runner.invoke(app, ["adapt", "--method", method, "--checkpoint", str(toy_checkpoint), "--lut",
-                                 str(toy_lut), "--out", str(out), "--data", "digits", "--budget-ratio", "0.7"])
+                                 str(toy_lut), "--out", str(out), "--data", "digits", "--budget-ratio", "0.85"])
     assert result.exit_code == 1 and "needs a BatchNorm" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1 and not out.exists()
 
@@ -108,7 +114,7 @@ def _adapt(checkpoint, lut, out, method, *extra):
 def test_unknown_cost_or_retrain_is_a_one_line_error(toy_checkpoint, toy_lut, tmp_path):
     for option, value in (("--cost", "energy"), ("--retrain", "never")):
         out = tmp_path / value
-        result = _adapt(toy_checkpoint, toy_lut, out, "morphnet", "--budget-ratio", "0.7", option, value)
+        result = _adapt(toy_checkpoint, toy_lut, out, "morphnet", "--budget-ratio", "0.85", option, value)
         assert result.exit_code == 1 and f"unknown {option} '{value}'" in result.output and not out.exists()
         assert len(result.output.strip().splitlines()) == 1
 
@@ -118,7 +124,7 @@ def test_the_workflows_refusals_hold_for_these_methods(method, toy_checkpoint, t
     result = _adapt(toy_checkpoint, toy_lut, tmp_path / "low", method, "--budget-ms", "0.00001")
     assert result.exit_code == 1 and "out of reach" in result.output and not (tmp_path / "low").exists()
     other = save_checkpoint(Net(build("tiny", resolution=16, num_classes=10)), tmp_path / "tiny")
-    result = _adapt(other, toy_lut, tmp_path / "other", method, "--budget-ratio", "0.7")
+    result = _adapt(other, toy_lut, tmp_path / "other", method, "--budget-ratio", "0.85")
     assert result.exit_code == 1 and f"LUT was built for family='{TOY}'" in result.output
     assert not (tmp_path / "other").exists()
 
@@ -130,15 +136,18 @@ def test_expand_takes_the_largest_multiplier_within_the_budget(job):
     alive[groups[-1].name] = 0  # a group the regulariser emptied
     top = {g.name: g.width(arch) for g in groups}
     learned = set_widths(arch, {name: max(8, w) for name, w in alive.items()})
-    result = expand(learned, alive, top, job.predictor, job.budget_ms, 8)
-    assert result.predicted_ms == pytest.approx(job.predictor.predict_ms(result.arch)) and \
-        result.predicted_ms <= job.budget_ms
+    price = job.predictor.predict_ms
+    # a budget between the narrowest network and the alive structure's own price
+    narrowest, own = (price(set_widths(arch, _scaled(alive, top, m, 8, 8))) for m in (0.0, 1.0))
+    budget = (narrowest + own) / 2
+    result = expand(learned, alive, top, job.predictor, budget, 8)
+    assert result.predicted_ms == pytest.approx(price(result.arch)) and result.predicted_ms <= budget
     assert result.widths[groups[-1].name] == 8 and result.multiplier > 0
     assert all(w % 8 == 0 and 8 <= w <= top[name] for name, w in result.widths.items())
     wider = [m for m in np.linspace(result.multiplier, 20 * result.multiplier, 400)
              if _scaled(alive, top, m, 8, 8) != result.widths]
     assert wider, "some larger multiplier widens the network"
-    assert job.predictor.predict_ms(set_widths(arch, _scaled(alive, top, wider[0], 8, 8))) > job.budget_ms
+    assert price(set_widths(arch, _scaled(alive, top, wider[0], 8, 8))) > budget
 
 
 def test_the_ceiling_is_the_network_when_fine_tuning_and_the_full_family_when_training_anew():
@@ -203,7 +212,7 @@ def test_the_lut_threshold_is_the_lowest_magnitude_that_meets_the_budget(job):
 
 def test_morphnet_cycles_from_scratch_with_the_flop_cost(toy_checkpoint, toy_lut, tmp_path):
     out = tmp_path / "morph"
-    result = _adapt(toy_checkpoint, toy_lut, out, "morphnet", "--budget-ratio", "0.7", "--cost", "flops",
+    result = _adapt(toy_checkpoint, toy_lut, out, "morphnet", "--budget-ratio", "0.85", "--cost", "flops",
                     "--strength", "20", "--cycles", "2", "--retrain", "scratch", "--shrink-epochs", "1",
                     "--refresh-steps", "10", "--retrain-epochs", "1", "--batch-size", "64")
     assert result.exit_code == 0, result.output

@@ -147,7 +147,7 @@ def test_bad_input_is_one_line_and_overwrites_nothing(checkpoint, lut, tmp_path)
     v1 = tmp_path / "v1"
     assert runner.invoke(app, ["train", "--family", "mobilenet_v1", "--width", "0.25", "--epochs", "1",
                                "--resolution", str(RES), "--out", str(v1)]).exit_code == 0
-    result = _adapt(v1, lut, tmp_path / "b", "--budget-ratio", "0.7")
+    result = _adapt(v1, lut, tmp_path / "b", "--budget-ratio", "0.85")
     assert result.exit_code == 1 and f"LUT was built for family='{TOY}'" in result.output
     arch = json.loads((checkpoint / "arch.json").read_text())
     arch["blocks"][0]["out"] += 8
@@ -155,15 +155,15 @@ def test_bad_input_is_one_line_and_overwrites_nothing(checkpoint, lut, tmp_path)
     broken.mkdir()
     (broken / "arch.json").write_text(json.dumps(arch))
     (broken / "weights.pt").write_bytes((checkpoint / "weights.pt").read_bytes())
-    result = _adapt(broken, lut, tmp_path / "c", "--budget-ratio", "0.7")
+    result = _adapt(broken, lut, tmp_path / "c", "--budget-ratio", "0.85")
     assert result.exit_code == 1 and "arch.json and weights.pt disagree: blocks.0.conv.1.weight" in result.output
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("precious")
-    result = _adapt(checkpoint, lut, busy, "--budget-ratio", "0.7")
+    result = _adapt(checkpoint, lut, busy, "--budget-ratio", "0.85")
     assert result.exit_code == 1 and "not an adapt run" in result.output
     assert (busy / "keep.txt").read_text() == "precious" and not other.exists()
-    result = _adapt(checkpoint, lut, tmp_path / "d", "--budget-ratio", "0.7", "--data", f"cifar10:{tmp_path}/none")
+    result = _adapt(checkpoint, lut, tmp_path / "d", "--budget-ratio", "0.85", "--data", f"cifar10:{tmp_path}/none")
     assert result.exit_code == 1 and "no dataset at" in result.output
 
 

@@ -25,6 +25,7 @@ from hwadapt.adapt.proposals import minimum_widths
 from hwadapt.adapt.registry import AdaptJob, Outcome, get_method
 from hwadapt.adapt.report import REPORT_FILE, AdaptReport
 from hwadapt.adapt.rundir import write_json
+from hwadapt.arch.spec import Arch
 from hwadapt.data import Splits, load_dataset
 from hwadapt.data.splits import HOLDOUT_FRACTION
 from hwadapt.errors import HwadaptError
@@ -83,6 +84,7 @@ def prepare_job(method: str, checkpoint: Path, lut: Path, data: str, out: Path, 
     if splits.num_classes != base.arch.num_classes:
         raise AdaptError(f"{data} has {splits.num_classes} classes, the network {base.arch.num_classes}")
     splits = subsets(splits, train_images, holdout_images, seed)
+    refuse_off_grid(predictor, base.arch, f"{checkpoint}")
     base_ms = predictor.predict_ms(base.arch)
     budget = resolve_budget(base_ms, predictor.predict_ms(minimum_widths(base.arch, NARROWEST)), budget_ms,
                             budget_ratio)
@@ -92,6 +94,16 @@ def prepare_job(method: str, checkpoint: Path, lut: Path, data: str, out: Path, 
                 "holdout_images": holdout_images, "budget_ms": budget, "seed": seed}
     job = AdaptJob(base, splits, predictor, budget, Path(out), identity, Path(checkpoint), seed, reporter, where)
     return job, config
+
+
+def refuse_off_grid(predictor: LatencyPredictor, arch: Arch, what: str) -> None:
+    """An error when ``arch`` has widths off the LUT's channel grid (see
+    :meth:`~hwadapt.lut.predictor.LatencyPredictor.off_grid`): its price would not hold."""
+    found = predictor.off_grid(arch)
+    if found:
+        step = predictor.meta.grid.get("granularity", 8)
+        raise AdaptError(f"{what} has widths off the LUT's grid of multiples of {step} ({', '.join(found[:3])}"
+                         f"{', ...' if len(found) > 3 else ''}): a runtime can run them far slower than priced")
 
 
 def subsets(splits: Splits, train_images: int | None, holdout_images: int | None, seed: int) -> Splits:
@@ -147,6 +159,7 @@ def _add_wall_time(out: Path, seconds: float) -> float:
 def _finish(job: AdaptJob, outcome: Outcome, wall_s: float, plan: MeasurePlan | None,
             baseline: pd.DataFrame | None) -> AdaptReport:
     final, _ = load_checkpoint(outcome.checkpoint, job.device)
+    refuse_off_grid(job.predictor, final.arch, f"method {job.identity['method']}'s result")
     kept = [m for m in outcome.members if m.checkpoint is not None]
     members = [load_checkpoint(m.checkpoint)[0] for m in kept]
     job.reporter.note(f"measuring {2 + len(members)} networks end to end on {job.predictor.meta.backend} ...")
