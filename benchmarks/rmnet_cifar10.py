@@ -44,6 +44,8 @@ REDUCED = {
     "netadapt": {"first_step": 0.1, "decay": 0.9, "short_steps": 30, "short_lr": 0.01, "long_epochs": 4,
                  "long_lr": 0.05},
     "multiplier": {},
+    "slimming": {"sparsity": 2e-3, "shrink_epochs": 6, "shrink_lr": 0.1, "refresh_steps": 100, "finetune_epochs": 6,
+                 "finetune_lr": 0.05},
 }
 
 
