@@ -8,7 +8,7 @@ changes between engines, which is what keeps a parallel run identical to a seria
 
 - :class:`SerialExecutor`: in this process, in order, on the job's device, drawing each
   task's progress.
-- :class:`~hwadapt.cluster.ray_executor.RayExecutor` (``--workers N`` / ``--ray-address``):
+- ``RayExecutor`` (:mod:`hwadapt.cluster.ray_executor`) (``--workers N`` / ``--ray-address``):
   one task per CPU slot (each with one torch thread) or per GPU. Ray is imported only
   when one is made, so a run without ``--workers`` never imports it.
 """
@@ -74,16 +74,3 @@ class SerialExecutor(Executor):
     def map(self, fn: Task, shared: S, tasks: Sequence[T], *, here: bool = False) -> Iterator[tuple[int, R]]:
         for index, task in enumerate(tasks):
             yield index, fn(shared, task, self.context)
-
-
-def make_executor(workers: int | None = None, address: str | None = None, *,
-                  device: torch.device | None = None, reporter: Reporter = QUIET) -> Executor:
-    """The serial executor without ``workers`` and ``address``; else a Ray one (``workers``
-    tasks at once on this machine, or on the cluster at ``address``)."""
-    if workers is None and address is None:
-        return SerialExecutor(device, reporter)
-    if workers is not None and workers < 1:
-        raise ExecutorError(f"--workers must be at least 1, got {workers}")
-    from hwadapt.cluster.ray_executor import RayExecutor
-
-    return RayExecutor(workers, address, device or torch.device("cpu"), reporter)
